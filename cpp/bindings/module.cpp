@@ -1,0 +1,340 @@
+// dplb._core: the pybind11 module. Thin: converts text addresses, bytes and dicts at the
+// edge and forwards to dplb::core; the logic stays in C++ core and in Python.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "core/drop_reason.hpp"
+#include "core/engine.hpp"
+#include "core/sync_driver.hpp"
+
+namespace py = pybind11;
+using namespace dplb::core;
+
+namespace {
+
+IpAddress parse_address(const std::string& text) {
+    auto a = IpAddress::parse(text);
+    if (!a) throw py::value_error("not an IP address: '" + text + "'");
+    return *a;
+}
+
+Prefix parse_prefix(const std::string& text) {
+    auto p = Prefix::parse(text);
+    if (!p) throw py::value_error("not an address/prefix: '" + text + "'");
+    return *p;
+}
+
+MacAddress parse_mac(const std::string& text) {
+    MacAddress mac{};
+    unsigned v[6];
+    if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4],
+                                         &v[5]) != 6) {
+        throw py::value_error("not a MAC address: '" + text + "'");
+    }
+    for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+    return mac;
+}
+
+std::string mac_text(const uint8_t* m) {
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return buf;
+}
+
+py::dict stats_dict(const WorkerStats& s) {
+    py::dict d;
+    d["rx_packets"] = s.rx_packets;
+    d["rx_bytes"] = s.rx_bytes;
+    d["tx_packets"] = s.tx_packets;
+    d["tx_bytes"] = s.tx_bytes;
+    d["sessions_created"] = s.sessions_created;
+    d["sessions_expired"] = s.sessions_expired;
+    d["handed_over"] = s.handed_over;
+    d["handed_in"] = s.handed_in;
+    d["to_control"] = s.to_control;
+    d["icmp_translated"] = s.icmp_translated;
+    py::dict drops;
+    for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i];
+    d["drops"] = drops;
+    return d;
+}
+
+const char* verdict_name(Verdict v) {
+    switch (v) {
+        case Verdict::transmit: return "transmit";
+        case Verdict::drop: return "drop";
+        case Verdict::hand_over: return "hand_over";
+        default: return "control";
+    }
+}
+
+// The Python-facing harness engine: an Engine with its SyncDriver.
+class HarnessEngine {
+public:
+    explicit HarnessEngine(const EngineConfig& config) : engine_(config), driver_(engine_) {}
+
+    py::list process(py::bytes frame, uint8_t port, std::optional<uint32_t> worker) {
+        auto r = receive(frame, port, worker);
+        return sent_list(r);
+    }
+
+    py::dict trace(py::bytes frame, uint8_t port, std::optional<uint32_t> worker) {
+        auto r = receive(frame, port, worker);
+        py::dict d;
+        d["sent"] = sent_list(r);
+        d["workers"] = r.workers;
+        d["verdict"] = verdict_name(r.verdict);
+        return d;
+    }
+
+    void set_clock(uint64_t now_ns) { driver_.set_clock(now_ns); }
+
+    void set_neighbour(uint8_t port, const std::string& ip, const std::string& mac) {
+        engine_.neighbours().set(port, parse_address(ip), parse_mac(mac));
+    }
+
+    void apply_services(const std::vector<ServiceConfig>& services) {
+        try {
+            engine_.apply_services(services);
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(e.what());
+        }
+    }
+
+    py::list sessions() const {
+        py::list out;
+        for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+            const Worker& worker = engine_.worker(w);
+            const SessionTable& table = worker.sessions();
+            const Session* all = table.sessions();
+            for (uint32_t i = 0; i < table.capacity(); ++i) {
+                const Session& s = all[i];
+                if (!(s.flags & kSessionInUse)) continue;
+                py::dict d;
+                d["worker"] = w;
+                d["protocol"] = s.inbound.proto == 6 ? "tcp" : "udp";
+                d["client"] = py::make_tuple(s.inbound.src.to_string(), s.inbound.src_port);
+                d["vip"] = py::make_tuple(s.inbound.dst.to_string(), s.inbound.dst_port);
+                d["local"] = py::make_tuple(s.outbound.dst.to_string(), s.outbound.dst_port);
+                d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
+                d["state"] = std::string(tcp_state_name(s.state));
+                d["expires_in"] = (static_cast<int64_t>(s.expire_tick) - worker.now_tick()) * double(kTickNs) / 1e9;
+                d["packets_in"] = s.packets_in;
+                d["packets_out"] = s.packets_out;
+                d["bytes_in"] = s.bytes_in;
+                d["bytes_out"] = s.bytes_out;
+                out.append(d);
+            }
+        }
+        return out;
+    }
+
+    py::list worker_stats() const {
+        py::list out;
+        for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+            py::dict d = stats_dict(engine_.worker(w).stats());
+            d["sessions"] = engine_.worker(w).sessions().size();
+            d["session_capacity"] = engine_.worker(w).sessions().capacity();
+            out.append(d);
+        }
+        return out;
+    }
+
+    py::list real_stats() const {
+        py::list out;
+        for (const ServiceEntry& svc : engine_.services().services()) {
+            for (const RealEntry& r : svc.reals) {
+                RealCounters sum;
+                for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+                    const RealCounters& c = engine_.worker(w).real_counters()[r.slot];
+                    sum.connections += c.connections;
+                    sum.active += c.active;
+                    sum.packets_in += c.packets_in;
+                    sum.packets_out += c.packets_out;
+                    sum.bytes_in += c.bytes_in;
+                    sum.bytes_out += c.bytes_out;
+                }
+                py::dict d;
+                d["vip"] = py::make_tuple(svc.vip.to_string(), svc.port);
+                d["protocol"] = svc.proto == 6 ? "tcp" : "udp";
+                d["real"] = py::make_tuple(r.address.to_string(), r.port);
+                d["weight"] = r.weight;
+                d["connections"] = sum.connections;
+                d["active"] = sum.active;
+                d["packets_in"] = sum.packets_in;
+                d["packets_out"] = sum.packets_out;
+                d["bytes_in"] = sum.bytes_in;
+                d["bytes_out"] = sum.bytes_out;
+                out.append(d);
+            }
+        }
+        return out;
+    }
+
+    uint32_t inbound_owner(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport,
+                           uint8_t proto) const {
+        FlowKey k;
+        k.src = parse_address(src);
+        k.dst = parse_address(dst);
+        k.src_port = sport;
+        k.dst_port = dport;
+        k.proto = proto;
+        return engine_.inbound_owner(k);
+    }
+
+    std::string port_mac(uint8_t port) const { return mac_text(engine_.port_mac(port).data()); }
+    uint32_t worker_count() const { return engine_.worker_count(); }
+
+private:
+    DriverResult receive(py::bytes frame, uint8_t port, std::optional<uint32_t> worker) {
+        std::string_view data = frame;
+        try {
+            return driver_.receive(reinterpret_cast<const uint8_t*>(data.data()), static_cast<uint32_t>(data.size()),
+                                   port, worker);
+        } catch (const std::out_of_range& e) {
+            throw py::value_error(e.what());
+        }
+    }
+    static py::list sent_list(const DriverResult& r) {
+        py::list out;
+        for (const auto& [p, bytes] : r.sent) {
+            out.append(py::make_tuple(p, py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+        }
+        return out;
+    }
+
+    Engine engine_;
+    SyncDriver driver_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "dplb's C++ engine (cpp/core) for the Python harness and node";
+
+    m.attr("drop_reasons") = [] {
+        py::list names;
+        for (auto n : kDropReasonNames) names.append(std::string(n));
+        return names;
+    }();
+    m.attr("timeout_kinds") = py::make_tuple("tcp_syn", "tcp_established", "tcp_fin", "tcp_time_wait",
+                                             "tcp_close", "udp");
+    m.attr("session_bytes") = sizeof(Session);
+
+    py::enum_<SchedulerKind>(m, "SchedulerKind")
+        .value("rr", SchedulerKind::rr)
+        .value("wrr", SchedulerKind::wrr)
+        .value("wlc", SchedulerKind::wlc)
+        .value("maglev", SchedulerKind::maglev);
+    py::enum_<ClientAddressMode>(m, "ClientAddressMode")
+        .value("none", ClientAddressMode::none)
+        .value("toa", ClientAddressMode::toa)
+        .value("proxy_v1", ClientAddressMode::proxy_v1)
+        .value("proxy_v2", ClientAddressMode::proxy_v2);
+
+    py::class_<RealConfig>(m, "RealConfig")
+        .def(py::init<>())
+        .def_property(
+            "address", [](const RealConfig& r) { return r.address.to_string(); },
+            [](RealConfig& r, const std::string& a) { r.address = parse_address(a); })
+        .def_readwrite("port", &RealConfig::port)
+        .def_readwrite("weight", &RealConfig::weight);
+
+    py::class_<ServiceConfig>(m, "ServiceConfig")
+        .def(py::init<>())
+        .def_property(
+            "vip", [](const ServiceConfig& s) { return s.vip.to_string(); },
+            [](ServiceConfig& s, const std::string& a) { s.vip = parse_address(a); })
+        .def_readwrite("port", &ServiceConfig::port)
+        .def_readwrite("proto", &ServiceConfig::proto)
+        .def_readwrite("scheduler", &ServiceConfig::scheduler)
+        .def_readwrite("client_address", &ServiceConfig::client_address)
+        .def_readwrite("maglev_table_size", &ServiceConfig::maglev_table_size)
+        .def_property(
+            "timeouts", [](const ServiceConfig& s) { return s.timeouts.seconds; },
+            [](ServiceConfig& s, const std::array<uint32_t, kTimeoutKinds>& t) { s.timeouts.seconds = t; })
+        .def_readwrite("reals", &ServiceConfig::reals);
+
+    py::class_<PortConfig>(m, "PortConfig")
+        .def(py::init<>())
+        .def_readwrite("name", &PortConfig::name)
+        .def_property(
+            "mac", [](const PortConfig& p) { return mac_text(p.mac.data()); },
+            [](PortConfig& p, const std::string& m) { p.mac = parse_mac(m); })
+        .def_property(
+            "addresses",
+            [](const PortConfig& p) {
+                std::vector<std::string> out;
+                for (const Prefix& x : p.addresses) out.push_back(x.address.to_string());
+                return out;
+            },
+            [](PortConfig& p, const std::vector<std::string>& v) {
+                p.addresses.clear();
+                for (const auto& t : v) p.addresses.push_back(parse_prefix(t));
+            })
+        .def_property(
+            "gateways",
+            [](const PortConfig& p) {
+                std::vector<std::string> out;
+                for (const IpAddress& x : p.gateways) out.push_back(x.to_string());
+                return out;
+            },
+            [](PortConfig& p, const std::vector<std::string>& v) {
+                p.gateways.clear();
+                for (const auto& t : v) p.gateways.push_back(parse_address(t));
+            })
+        .def_property(
+            "local_addresses",
+            [](const PortConfig& p) {
+                std::vector<std::vector<std::string>> out;
+                for (const auto& w : p.local_addresses) {
+                    auto& list = out.emplace_back();
+                    for (const IpAddress& x : w) list.push_back(x.to_string());
+                }
+                return out;
+            },
+            [](PortConfig& p, const std::vector<std::vector<std::string>>& v) {
+                p.local_addresses.clear();
+                for (const auto& w : v) {
+                    auto& list = p.local_addresses.emplace_back();
+                    for (const auto& t : w) list.push_back(parse_address(t));
+                }
+            });
+
+    py::class_<EngineConfig>(m, "EngineConfig")
+        .def(py::init<>())
+        .def_readwrite("workers", &EngineConfig::workers)
+        .def_readwrite("sessions_per_worker", &EngineConfig::sessions_per_worker)
+        .def_readwrite("local_port_first", &EngineConfig::local_port_first)
+        .def_readwrite("local_port_last", &EngineConfig::local_port_last)
+        .def_readwrite("local_port_reuse_delay_s", &EngineConfig::local_port_reuse_delay_s)
+        .def_readwrite("max_reals", &EngineConfig::max_reals)
+        .def_readwrite("max_services", &EngineConfig::max_services)
+        .def_readwrite("ports", &EngineConfig::ports)
+        .def_readwrite("services", &EngineConfig::services);
+
+    py::class_<HarnessEngine>(m, "HarnessEngine")
+        .def(py::init([](const EngineConfig& c) {
+                 try {
+                     return std::make_unique<HarnessEngine>(c);
+                 } catch (const std::invalid_argument& e) {
+                     throw py::value_error(e.what());
+                 }
+             }),
+             py::arg("config"))
+        .def("process", &HarnessEngine::process, py::arg("frame"), py::arg("port") = 0,
+             py::arg("worker") = py::none())
+        .def("trace", &HarnessEngine::trace, py::arg("frame"), py::arg("port") = 0, py::arg("worker") = py::none())
+        .def("set_clock", &HarnessEngine::set_clock, py::arg("now_ns"))
+        .def("set_neighbour", &HarnessEngine::set_neighbour, py::arg("port"), py::arg("ip"), py::arg("mac"))
+        .def("apply_services", &HarnessEngine::apply_services, py::arg("services"))
+        .def("sessions", &HarnessEngine::sessions)
+        .def("worker_stats", &HarnessEngine::worker_stats)
+        .def("real_stats", &HarnessEngine::real_stats)
+        .def("inbound_owner", &HarnessEngine::inbound_owner)
+        .def("port_mac", &HarnessEngine::port_mac)
+        .def_property_readonly("workers", &HarnessEngine::worker_count);
+}

@@ -1,0 +1,165 @@
+// Engine construction and configuration snapshots; the per-packet code is in worker.cpp.
+#include "core/engine.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/toeplitz.hpp"
+
+namespace dplb::core {
+namespace {
+
+FlowKey service_key(const IpAddress& vip, uint16_t port, uint8_t proto) {
+    FlowKey k;
+    k.dst = vip;
+    k.dst_port = port;
+    k.proto = proto;
+    return k;
+}
+
+std::string where_service(const ServiceConfig& s) {
+    return "service " + s.vip.to_string() + ":" + std::to_string(s.port) + (s.proto == 6 ? "/tcp" : "/udp");
+}
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& config) : config_(config), routes_(config.ports) {
+    if (config_.workers < 1 || config_.workers > 128) {
+        throw std::invalid_argument("workers: must be between 1 and 128");
+    }
+    if (config_.ports.empty() || config_.ports.size() > 32) {
+        throw std::invalid_argument("ports: between 1 and 32 ports are needed");
+    }
+    if (config_.sessions_per_worker < 1) throw std::invalid_argument("sessions_per_worker: must be at least 1");
+    if (config_.local_port_first == 0 || config_.local_port_first > config_.local_port_last) {
+        throw std::invalid_argument("local ports: first must be above 0 and not above last");
+    }
+    for (size_t p = 0; p < config_.ports.size(); ++p) {
+        const PortConfig& port = config_.ports[p];
+        if (!port.local_addresses.empty() && port.local_addresses.size() != config_.workers) {
+            throw std::invalid_argument("ports[" + std::to_string(p) +
+                                        "].local_addresses: one list per worker is needed");
+        }
+        for (size_t w = 0; w < port.local_addresses.size(); ++w) {
+            for (const IpAddress& a : port.local_addresses[w]) {
+                if (local_address_owner(a) >= 0) {
+                    throw std::invalid_argument("local address " + a.to_string() + " is listed twice");
+                }
+                uint16_t index = 0;
+                for (const LocalOwner& o : local_owners_) index += o.worker == w;
+                local_owners_.push_back({a, static_cast<uint16_t>(w), index});
+            }
+        }
+    }
+    for (uint32_t w = 0; w < config_.workers; ++w) workers_.push_back(std::make_unique<Worker>(*this, w));
+    apply_services(config_.services);
+}
+
+Engine::~Engine() = default;
+
+uint32_t Engine::inbound_owner(const FlowKey& key) const {
+    if (workers_.size() == 1) return 0;
+    return rss_owner(rss_hash(key), worker_count());
+}
+
+uint32_t Engine::rss_worker(const uint8_t* frame, uint32_t len) const {
+    ParsedPacket p = parse_packet(frame, len);
+    if (p.status != ParseStatus::ok) return 0;
+    return rss_owner(rss_hash(p.key), worker_count());
+}
+
+int32_t Engine::local_address_owner(const IpAddress& a) const {
+    for (const LocalOwner& o : local_owners_) {
+        if (o.address == a) return o.worker;
+    }
+    return -1;
+}
+
+uint32_t Engine::service_id_for(const ServiceConfig& s) {
+    FlowKey k = service_key(s.vip, s.port, s.proto);
+    if (auto it = service_ids_.find(k); it != service_ids_.end()) return it->second;
+    uint32_t id = static_cast<uint32_t>(service_ids_.size());
+    if (id >= config_.max_services) throw std::invalid_argument("services: more than max_services");
+    service_ids_.emplace(k, id);
+    return id;
+}
+
+uint32_t Engine::real_slot_for(uint32_t service_id, const RealConfig& r) {
+    FlowKey k;
+    k.src = r.address;
+    k.src_port = r.port;
+    k.dst_port = static_cast<uint16_t>(service_id);
+    k.pad[0] = static_cast<uint8_t>(service_id >> 16);
+    k.pad[1] = static_cast<uint8_t>(service_id >> 24);
+    if (auto it = real_slots_.find(k); it != real_slots_.end()) return it->second;
+    uint32_t slot = static_cast<uint32_t>(real_slots_.size());
+    if (slot >= config_.max_reals) throw std::invalid_argument("reals: more than max_reals");
+    real_slots_.emplace(k, slot);
+    return slot;
+}
+
+void Engine::apply_services(const std::vector<ServiceConfig>& services) {
+    std::lock_guard lock(control_mutex_);
+    // Validate everything before anything is assigned: a refused config changes nothing.
+    for (size_t i = 0; i < services.size(); ++i) {
+        const ServiceConfig& s = services[i];
+        if (s.proto != 6 && s.proto != 17) throw std::invalid_argument(where_service(s) + ": protocol must be tcp or udp");
+        for (size_t j = 0; j < i; ++j) {
+            const ServiceConfig& o = services[j];
+            if (o.vip == s.vip && o.port == s.port && o.proto == s.proto) {
+                throw std::invalid_argument(where_service(s) + ": defined twice");
+            }
+        }
+        if (s.reals.size() > kMaxRealsPerService) {
+            throw std::invalid_argument(where_service(s) + ": more than " + std::to_string(kMaxRealsPerService) +
+                                        " reals");
+        }
+        for (const RealConfig& r : s.reals) {
+            if (r.address.is_v4() != s.vip.is_v4()) {
+                throw std::invalid_argument(where_service(s) + ": real " + r.address.to_string() +
+                                            " is not of the VIP's address family");
+            }
+        }
+        if (local_address_owner(s.vip) >= 0) {
+            throw std::invalid_argument(where_service(s) + ": the VIP is also a local address");
+        }
+    }
+    std::vector<ServiceEntry> entries;
+    entries.reserve(services.size());
+    for (const ServiceConfig& s : services) {
+        ServiceEntry e;
+        e.id = service_id_for(s);
+        e.vip = s.vip;
+        e.port = s.port;
+        e.proto = s.proto;
+        e.scheduler_kind = s.scheduler;
+        e.client_address = s.client_address;
+        e.timeouts = s.timeouts;
+        std::vector<SchedulerReal> weights;
+        for (const RealConfig& r : s.reals) {
+            e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});
+            FlowKey identity;
+            identity.dst = r.address;
+            identity.dst_port = r.port;
+            weights.push_back({hash_key(identity), r.weight});
+        }
+        e.scheduler = make_scheduler(s.scheduler, weights, s.maglev_table_size);
+        entries.push_back(std::move(e));
+    }
+    auto table = std::make_unique<ServiceTable>(std::move(entries), next_generation_++);
+    current_.store(table.get(), std::memory_order_release);
+    tables_.push_back(std::move(table));
+    config_.services = services;
+    reclaim();
+}
+
+void Engine::reclaim() {
+    uint64_t oldest_seen = UINT64_MAX;
+    for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation_.load(std::memory_order_acquire));
+    const ServiceTable* current = current_.load(std::memory_order_acquire);
+    std::erase_if(tables_, [&](const std::unique_ptr<ServiceTable>& t) {
+        return t.get() != current && t->generation() < oldest_seen;
+    });
+}
+
+}  // namespace dplb::core

@@ -1,0 +1,174 @@
+// Engine and Worker: the full-NAT forwarding of DESIGN section 3. A Worker owns one
+// session table and its local ports and runs packets to a verdict; the Engine holds
+// what workers share read-only (the service snapshot, routes, neighbours, local-address
+// owners) and is what the runtime and the Python harness drive.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/engine_config.hpp"
+#include "core/packet.hpp"
+#include "core/port_pool.hpp"
+#include "core/routing.hpp"
+#include "core/service_table.hpp"
+#include "core/session_table.hpp"
+#include "core/timer_wheel.hpp"
+#include "core/worker_stats.hpp"
+
+namespace dplb::core {
+
+inline constexpr uint64_t kTickNs = 10'000'000;  // timer resolution: 10 ms
+inline constexpr uint32_t kWheelSlots = 8192;    // 82 s per turn of the wheel
+inline constexpr uint32_t kMaxRealsPerService = 4096;
+
+enum class Verdict : uint8_t {
+    transmit,   // send on `port`
+    drop,       // counted under its reason
+    hand_over,  // the flow belongs to `worker`: pass it there (software steering)
+    control,    // for the control lcore (ARP, ND, traffic to the port's own address)
+};
+
+struct Action {
+    Verdict verdict = Verdict::drop;
+    uint8_t port = 0;
+    uint16_t worker = 0;
+};
+
+struct RealCounters {
+    uint64_t connections = 0;
+    uint64_t packets_in = 0;   // client -> real
+    uint64_t packets_out = 0;  // real -> client
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    uint32_t active = 0;
+    uint32_t pad = 0;
+};
+
+class Engine;
+
+class alignas(64) Worker {
+public:
+    Worker(Engine& engine, uint32_t id);
+
+    // Runs `n` frames to their verdicts, modifying them in place. `handed_in` says they
+    // came from another worker's hand-over ring (their owner is this worker).
+    void process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in);
+    Action process(PacketView& packet, bool handed_in) {
+        PacketView* p = &packet;
+        Action a;
+        process_burst(&p, &a, 1, handed_in);
+        return a;
+    }
+
+    // Moves this worker's clock and expires what is due. The runtime calls it from the
+    // worker's own loop; the harness between packets.
+    void set_clock(uint64_t now_ns);
+
+    uint32_t id() const { return id_; }
+    const WorkerStats& stats() const { return stats_; }
+    const SessionTable& sessions() const { return table_; }
+    const std::vector<RealCounters>& real_counters() const { return reals_; }
+    uint64_t now_ns() const { return now_ns_; }
+    uint32_t now_tick() const { return now_tick_; }
+
+    struct LocalAddress {
+        IpAddress address;
+        uint8_t port;
+        PortPool pool;
+    };
+    const std::vector<LocalAddress>& local_addresses() const { return laddrs_; }
+
+private:
+    Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in);
+    Action inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash);
+    Action outbound(PacketView& pkt, const ParsedPacket& p, uint64_t hash);
+    Action icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in);
+    SessionRef create_session(const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash, DropReason& why);
+    bool resolve_macs(Session& s);
+    void update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir);
+    void set_expiry(uint32_t index, Session& s);
+    void expire(uint32_t index);
+    Action drop(DropReason r) {
+        stats_.drop(r);
+        return Action{Verdict::drop, 0, 0};
+    }
+    Action transmit(PacketView& pkt, uint8_t port);
+
+    Engine& engine_;
+    uint32_t id_;
+    uint64_t now_ns_ = 0;
+    uint32_t now_tick_ = 0;
+    WorkerStats stats_;
+    SessionTable table_;
+    TimerWheel wheel_;
+    std::vector<LocalAddress> laddrs_;
+    std::vector<uint32_t> laddr_cursor_;     // per port: round-robin over its local addresses
+    std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
+    std::vector<RealCounters> reals_;        // per real slot
+    std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
+    std::atomic<uint64_t> seen_generation_{0};
+    friend class Engine;
+};
+
+class Engine {
+public:
+    // Throws std::invalid_argument naming what is wrong.
+    explicit Engine(const EngineConfig& config);
+    ~Engine();
+
+    uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+    Worker& worker(uint32_t i) { return *workers_[i]; }
+    const Worker& worker(uint32_t i) const { return *workers_[i]; }
+
+    // The worker that owns an inbound flow (Toeplitz hash over the worker count) and the
+    // one a NIC with RSS would deliver any frame to (used by the harness as "the NIC").
+    uint32_t inbound_owner(const FlowKey& key) const;
+    uint32_t rss_worker(const uint8_t* frame, uint32_t len) const;
+    // Owner of a local address, or -1.
+    int32_t local_address_owner(const IpAddress& a) const;
+
+    // Replaces the services as one snapshot; workers switch at their next burst. Real
+    // and service counter slots stay stable for the same (VIP, port, protocol, real).
+    void apply_services(const std::vector<ServiceConfig>& services);
+    const ServiceTable& services() const { return *current_.load(std::memory_order_acquire); }
+    // Frees snapshots no worker can still be reading.
+    void reclaim();
+
+    NeighbourTable& neighbours() { return neighbours_; }
+    const RouteTable& routes() const { return routes_; }
+    const EngineConfig& config() const { return config_; }
+    const MacAddress& port_mac(uint8_t port) const { return config_.ports[port].mac; }
+
+private:
+    friend class Worker;
+    struct LocalOwner {
+        IpAddress address;
+        uint16_t worker;
+        uint16_t index;  // in the worker's local addresses
+    };
+    uint32_t real_slot_for(uint32_t service_id, const RealConfig& r);
+    uint32_t service_id_for(const ServiceConfig& s);
+
+    EngineConfig config_;
+    RouteTable routes_;
+    NeighbourTable neighbours_;
+    std::vector<LocalOwner> local_owners_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::atomic<const ServiceTable*> current_{nullptr};
+    std::vector<std::unique_ptr<ServiceTable>> tables_;  // current and retired snapshots
+    uint64_t next_generation_ = 1;
+    std::mutex control_mutex_;
+    struct KeyHash {
+        size_t operator()(const FlowKey& k) const { return hash_key(k); }
+    };
+    std::unordered_map<FlowKey, uint32_t, KeyHash> service_ids_;
+    std::unordered_map<FlowKey, uint32_t, KeyHash> real_slots_;
+};
+
+}  // namespace dplb::core

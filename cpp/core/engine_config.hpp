@@ -1,0 +1,61 @@
+// EngineConfig: what the engine is built from, already validated by the Python models
+// (the engine re-checks what would break it and throws std::invalid_argument).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/ip_address.hpp"
+#include "core/scheduler.hpp"
+#include "core/session.hpp"
+
+namespace dplb::core {
+
+enum class ClientAddressMode : uint8_t { none, toa, proxy_v1, proxy_v2 };
+
+struct Timeouts {
+    // Seconds, indexed by TimeoutKind.
+    std::array<uint32_t, kTimeoutKinds> seconds{30, 900, 120, 60, 10, 300};
+};
+
+struct RealConfig {
+    IpAddress address;
+    uint16_t port = 0;
+    uint32_t weight = 100;
+};
+
+struct ServiceConfig {
+    IpAddress vip;
+    uint16_t port = 0;
+    uint8_t proto = 6;  // 6 tcp, 17 udp
+    SchedulerKind scheduler = SchedulerKind::wlc;
+    ClientAddressMode client_address = ClientAddressMode::none;
+    uint32_t maglev_table_size = kDefaultMaglevTableSize;
+    Timeouts timeouts;
+    std::vector<RealConfig> reals;
+};
+
+struct PortConfig {
+    std::string name;
+    std::array<uint8_t, 6> mac{};
+    std::vector<Prefix> addresses;    // the port's own addresses and connected subnets
+    std::vector<IpAddress> gateways;  // default next hop, one per family at most
+    // local_addresses[w]: the SNAT addresses that worker w owns on this port.
+    std::vector<std::vector<IpAddress>> local_addresses;
+};
+
+struct EngineConfig {
+    uint32_t workers = 1;
+    uint32_t sessions_per_worker = 65536;
+    uint16_t local_port_first = 1024;
+    uint16_t local_port_last = 65535;
+    uint32_t local_port_reuse_delay_s = 60;  // a released port rests this long (TIME_WAIT)
+    uint32_t max_reals = 65536;              // per-real counter slots per worker
+    uint32_t max_services = 65536;
+    std::vector<PortConfig> ports;
+    std::vector<ServiceConfig> services;
+};
+
+}  // namespace dplb::core

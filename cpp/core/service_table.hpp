@@ -1,0 +1,60 @@
+// ServiceTable: the immutable snapshot of services and their reals that workers read
+// through one pointer (DESIGN section 6: configuration handed over by generations).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/engine_config.hpp"
+#include "core/flow_key.hpp"
+#include "core/scheduler.hpp"
+
+namespace dplb::core {
+
+struct RealEntry {
+    IpAddress address;
+    uint16_t port = 0;
+    uint32_t weight = 0;
+    uint32_t slot = 0;  // stable index of this real's counters in every worker
+};
+
+struct ServiceEntry {
+    uint32_t id = 0;  // stable index of this service's per-worker scheduler state
+    IpAddress vip;
+    uint16_t port = 0;
+    uint8_t proto = 0;
+    SchedulerKind scheduler_kind = SchedulerKind::wlc;
+    ClientAddressMode client_address = ClientAddressMode::none;
+    Timeouts timeouts;
+    std::vector<RealEntry> reals;
+    std::unique_ptr<Scheduler> scheduler;
+};
+
+// Keys services by (VIP, port, protocol) in an open-addressing array.
+class ServiceTable {
+public:
+    ServiceTable(std::vector<ServiceEntry> services, uint64_t generation);
+
+    const ServiceEntry* find(const IpAddress& vip, uint16_t port, uint8_t proto) const;
+    // True when some service uses `vip` (any port): for ICMP errors and the control path.
+    bool is_vip(const IpAddress& a) const;
+    const std::vector<ServiceEntry>& services() const { return services_; }
+    uint64_t generation() const { return generation_; }
+
+private:
+    static FlowKey key_of(const IpAddress& vip, uint16_t port, uint8_t proto) {
+        FlowKey k;
+        k.dst = vip;
+        k.dst_port = port;
+        k.proto = proto;
+        return k;
+    }
+    std::vector<ServiceEntry> services_;
+    std::vector<int32_t> index_;  // -1 empty, else index into services_
+    std::vector<IpAddress> vips_;
+    uint64_t mask_;
+    uint64_t generation_;
+};
+
+}  // namespace dplb::core

@@ -1,0 +1,64 @@
+// Session: one full-NAT connection as a worker holds it: both tuples, where to send each
+// direction, TCP state, expiry and counters. Three cache lines, no pointers.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/flow_key.hpp"
+
+namespace dplb::core {
+
+enum class TcpState : uint8_t {
+    none,         // UDP: no state machine
+    syn_sent,     // client SYN forwarded, waiting for the real's SYN-ACK
+    syn_recv,     // SYN-ACK forwarded, waiting for the client's ACK
+    established,
+    fin_wait,     // one side has sent FIN
+    time_wait,    // both sides have sent FIN
+    close,        // reset seen
+    count_
+};
+
+std::string_view tcp_state_name(TcpState s);
+
+// Index into Session::timeouts_s and into the configured timeouts.
+enum class TimeoutKind : uint8_t { tcp_syn, tcp_established, tcp_fin, tcp_time_wait, tcp_close, udp, count_ };
+inline constexpr size_t kTimeoutKinds = static_cast<size_t>(TimeoutKind::count_);
+
+inline constexpr uint32_t kNoIndex = 0xffffffffu;
+
+struct alignas(64) Session {
+    FlowKey inbound;    // client -> VIP, as it arrives
+    FlowKey outbound;   // real -> local address, as it arrives
+    uint8_t mac_to_real[6];
+    uint8_t mac_to_client[6];
+    uint32_t neighbour_generation;  // the neighbour table generation the MACs were read at
+    uint32_t timer_prev;
+    uint32_t timer_next;
+    uint32_t timer_filed_tick;  // the tick whose wheel slot holds this session
+    uint32_t expire_tick;
+    uint32_t created_tick;
+    uint32_t real_slot;         // the real's counters in the worker
+    uint32_t service_id;
+    uint16_t local_address;     // index of the worker's local address (port pool)
+    uint8_t port_to_real;
+    uint8_t port_to_client;
+    TcpState state;
+    uint8_t flags;              // kSessionFin* bits
+    uint16_t pad0;
+    uint32_t timeouts_s[kTimeoutKinds];  // the service's timeouts when the session began
+    uint32_t packets_in;        // client -> real
+    uint32_t packets_out;       // real -> client
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+};
+static_assert(sizeof(Session) <= 192, "a session must fit three cache lines");
+
+inline constexpr uint8_t kSessionFinFromClient = 0x01;
+inline constexpr uint8_t kSessionFinFromReal = 0x02;
+inline constexpr uint8_t kSessionMacToReal = 0x04;    // mac_to_real is known
+inline constexpr uint8_t kSessionMacToClient = 0x08;  // mac_to_client is known
+inline constexpr uint8_t kSessionInUse = 0x80;
+
+}  // namespace dplb::core

@@ -1,0 +1,70 @@
+// SessionTable: one worker's preallocated sessions and the index that finds a session by
+// either of its two tuples. Open addressing with linear probing over 8-byte slots
+// (hash tag + session reference), at most half full; no allocation after construction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/session.hpp"
+
+namespace dplb::core {
+
+enum class Direction : uint8_t { inbound = 0, outbound = 1 };
+
+struct SessionRef {
+    Session* session = nullptr;
+    uint32_t index = kNoIndex;
+    Direction direction = Direction::inbound;
+    explicit operator bool() const { return session != nullptr; }
+};
+
+class SessionTable {
+public:
+    explicit SessionTable(uint32_t capacity);
+    ~SessionTable();
+    SessionTable(const SessionTable&) = delete;
+    SessionTable& operator=(const SessionTable&) = delete;
+
+    // Prefetches the index slot a lookup of `hash` will read first.
+    void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+
+    SessionRef lookup(const FlowKey& key, uint64_t hash) const;
+
+    // Takes a free session (zeroed but for its keys) and indexes both keys; nullptr
+    // when the table is full. The caller checked that neither key exists.
+    SessionRef insert(const FlowKey& inbound, uint64_t inbound_hash, const FlowKey& outbound,
+                      uint64_t outbound_hash);
+
+    // Removes both keys from the index and frees the session.
+    void erase(uint32_t index);
+
+    Session* sessions() { return sessions_; }
+    const Session* sessions() const { return sessions_; }
+    Session& at(uint32_t index) { return sessions_[index]; }
+    uint32_t capacity() const { return capacity_; }
+    uint32_t size() const { return size_; }
+    size_t memory_bytes() const { return sizeof(Session) * capacity_ + sizeof(Slot) * slots_.size(); }
+
+private:
+    struct Slot {
+        uint32_t tag;  // upper 32 bits of the key hash
+        uint32_t ref;  // session index << 1 | direction, kNoIndex when empty
+    };
+    void index_key(uint64_t hash, uint32_t ref);
+    void unindex_key(const FlowKey& key, uint64_t hash, uint32_t ref);
+    const FlowKey& key_of(uint32_t ref) const {
+        const Session& s = sessions_[ref >> 1];
+        return (ref & 1) ? s.outbound : s.inbound;
+    }
+
+    uint32_t capacity_;
+    uint32_t size_ = 0;
+    Session* sessions_;             // capacity_ sessions, 64-byte aligned
+    std::vector<uint32_t> free_;    // stack of free session indices
+    std::vector<Slot> slots_;
+    uint64_t mask_;
+};
+
+}  // namespace dplb::core

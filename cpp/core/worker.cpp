@@ -1,0 +1,390 @@
+// The packet path of one worker (DESIGN section 3): parse, find the session by the
+// packet's own tuple, create one for a new flow, rewrite, pick the way out.
+#include "core/engine.hpp"
+
+#include <algorithm>
+
+#include "core/nat_rewrite.hpp"
+
+namespace dplb::core {
+namespace {
+
+constexpr uint32_t kTicksPerSecond = static_cast<uint32_t>(1'000'000'000 / kTickNs);
+constexpr uint32_t kBurst = 32;
+constexpr uint8_t kTcp = static_cast<uint8_t>(L4Proto::tcp);
+constexpr uint8_t kUdp = static_cast<uint8_t>(L4Proto::udp);
+
+TimeoutKind timeout_kind(TcpState s) {
+    switch (s) {
+        case TcpState::none: return TimeoutKind::udp;
+        case TcpState::syn_sent:
+        case TcpState::syn_recv: return TimeoutKind::tcp_syn;
+        case TcpState::established: return TimeoutKind::tcp_established;
+        case TcpState::fin_wait: return TimeoutKind::tcp_fin;
+        case TcpState::time_wait: return TimeoutKind::tcp_time_wait;
+        default: return TimeoutKind::tcp_close;
+    }
+}
+
+}  // namespace
+
+std::string_view tcp_state_name(TcpState s) {
+    static constexpr std::string_view names[] = {"none",      "syn_sent",  "syn_recv", "established",
+                                                 "fin_wait", "time_wait", "close"};
+    return names[static_cast<size_t>(s)];
+}
+
+Worker::Worker(Engine& engine, uint32_t id)
+    : engine_(engine),
+      id_(id),
+      table_(engine.config().sessions_per_worker),
+      wheel_(kWheelSlots, 0),
+      laddr_cursor_(engine.config().ports.size(), 0),
+      service_cursor_(engine.config().max_services, 0),
+      reals_(engine.config().max_reals),
+      wlc_active_(kMaxRealsPerService, 0) {
+    const EngineConfig& c = engine.config();
+    uint64_t reuse_ns = uint64_t(c.local_port_reuse_delay_s) * 1'000'000'000ULL;
+    for (size_t p = 0; p < c.ports.size(); ++p) {
+        if (c.ports[p].local_addresses.empty()) continue;
+        for (const IpAddress& a : c.ports[p].local_addresses[id]) {
+            laddrs_.push_back({a, static_cast<uint8_t>(p), PortPool(c.local_port_first, c.local_port_last, reuse_ns)});
+        }
+    }
+}
+
+void Worker::set_clock(uint64_t now_ns) {
+    now_ns_ = now_ns;
+    now_tick_ = static_cast<uint32_t>(now_ns / kTickNs);
+    wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); });
+}
+
+void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
+    const ServiceTable* services = engine_.current_.load(std::memory_order_acquire);
+    seen_generation_.store(services->generation(), std::memory_order_release);
+    ParsedPacket parsed[kBurst];
+    for (uint32_t base = 0; base < n; base += kBurst) {
+        uint32_t count = std::min(kBurst, n - base);
+        // First pass: parse and prefetch each packet's index slot, so the lookups of the
+        // second pass find their cache lines on the way.
+        for (uint32_t i = 0; i < count; ++i) {
+            PacketView& pkt = *packets[base + i];
+            if (i + 2 < count) __builtin_prefetch(packets[base + i + 2]->data);
+            parsed[i] = parse_packet(pkt.data, pkt.len);
+            if (parsed[i].status == ParseStatus::ok) table_.prefetch(hash_key(parsed[i].key));
+        }
+        for (uint32_t i = 0; i < count; ++i) {
+            PacketView& pkt = *packets[base + i];
+            if (handed_in) {
+                ++stats_.handed_in;
+            } else {
+                ++stats_.rx_packets;
+                stats_.rx_bytes += pkt.len;
+            }
+            actions[base + i] = process_one(pkt, parsed[i], *services, handed_in);
+        }
+    }
+}
+
+Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in) {
+    if (p.status == ParseStatus::dropped) [[unlikely]] return drop(p.drop);
+    if (p.status == ParseStatus::not_ip) [[unlikely]] {
+        ++stats_.to_control;
+        return Action{Verdict::control, 0, 0};
+    }
+    const uint8_t proto = p.key.proto;
+    if (proto == kTcp || proto == kUdp) [[likely]] {
+        if (const ServiceEntry* svc = services.find(p.key.dst, p.key.dst_port, proto)) {
+            if (!handed_in) {
+                uint32_t owner = engine_.inbound_owner(p.key);
+                if (owner != id_) {
+                    ++stats_.handed_over;
+                    return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
+                }
+            }
+            return inbound(pkt, p, *svc, hash_key(p.key));
+        }
+        int32_t owner = engine_.local_address_owner(p.key.dst);
+        if (owner >= 0) {
+            if (static_cast<uint32_t>(owner) != id_ && !handed_in) {
+                ++stats_.handed_over;
+                return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
+            }
+            return outbound(pkt, p, hash_key(p.key));
+        }
+    } else if ((proto == static_cast<uint8_t>(L4Proto::icmp) && !p.ipv6) ||
+               (proto == static_cast<uint8_t>(L4Proto::icmpv6) && p.ipv6)) {
+        if (is_translated_icmp_error(p.ipv6, p.icmp_type)) return icmp_error(pkt, p, services, handed_in);
+    }
+    ++stats_.to_control;
+    return Action{Verdict::control, 0, 0};
+}
+
+Action Worker::transmit(PacketView& pkt, uint8_t port) {
+    ++stats_.tx_packets;
+    stats_.tx_bytes += pkt.len;
+    return Action{Verdict::transmit, port, 0};
+}
+
+Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash) {
+    const bool tcp = p.key.proto == kTcp;
+    const uint8_t flags = p.tcp_flags;
+    const bool pure_syn = (flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn;
+    SessionRef ref = table_.lookup(p.key, hash);
+    if (ref && tcp && pure_syn && (ref.session->state == TcpState::time_wait || ref.session->state == TcpState::close))
+        [[unlikely]] {
+        // The client reuses its port for a new connection: the old one is over.
+        wheel_.unfile(table_.sessions(), ref.index);
+        expire(ref.index);
+        ref = {};
+    }
+    if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
+    if (!ref) [[unlikely]] {
+        if (tcp && !pure_syn) return drop(DropReason::no_session);
+        DropReason why = DropReason::no_real;
+        ref = create_session(p, svc, hash, why);
+        if (!ref) return drop(why);
+    }
+    Session& s = *ref.session;
+    if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
+    if (!(s.flags & kSessionMacToReal)) [[unlikely]] {
+        return drop(DropReason::no_neighbour);
+    }
+    rewrite_full_nat(pkt.data, p, Endpoint{s.outbound.dst, s.outbound.dst_port},
+                     Endpoint{s.outbound.src, s.outbound.src_port});
+    if (tcp) {
+        update_tcp_state(ref.index, s, flags, Direction::inbound);
+    } else {
+        set_expiry(ref.index, s);
+    }
+    ++s.packets_in;
+    s.bytes_in += pkt.len;
+    RealCounters& rc = reals_[s.real_slot];
+    ++rc.packets_in;
+    rc.bytes_in += pkt.len;
+    set_ethernet(pkt.data, MacAddress{s.mac_to_real[0], s.mac_to_real[1], s.mac_to_real[2], s.mac_to_real[3],
+                                      s.mac_to_real[4], s.mac_to_real[5]},
+                 engine_.port_mac(s.port_to_real));
+    return transmit(pkt, s.port_to_real);
+}
+
+Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, uint64_t hash) {
+    SessionRef ref = table_.lookup(p.key, hash);
+    if (!ref || ref.direction != Direction::outbound) [[unlikely]] return drop(DropReason::no_session);
+    if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
+    Session& s = *ref.session;
+    if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
+    if (!(s.flags & kSessionMacToClient)) [[unlikely]] {
+        return drop(DropReason::no_neighbour);
+    }
+    rewrite_full_nat(pkt.data, p, Endpoint{s.inbound.dst, s.inbound.dst_port},
+                     Endpoint{s.inbound.src, s.inbound.src_port});
+    if (p.key.proto == kTcp) {
+        update_tcp_state(ref.index, s, p.tcp_flags, Direction::outbound);
+    } else {
+        set_expiry(ref.index, s);
+    }
+    ++s.packets_out;
+    s.bytes_out += pkt.len;
+    RealCounters& rc = reals_[s.real_slot];
+    ++rc.packets_out;
+    rc.bytes_out += pkt.len;
+    set_ethernet(pkt.data, MacAddress{s.mac_to_client[0], s.mac_to_client[1], s.mac_to_client[2],
+                                      s.mac_to_client[3], s.mac_to_client[4], s.mac_to_client[5]},
+                 engine_.port_mac(s.port_to_client));
+    return transmit(pkt, s.port_to_client);
+}
+
+SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash, DropReason& why) {
+    if (table_.size() == table_.capacity()) {
+        why = DropReason::session_table_full;
+        return {};
+    }
+    const uint32_t* active = nullptr;
+    if (svc.scheduler_kind == SchedulerKind::wlc) {
+        for (size_t i = 0; i < svc.reals.size(); ++i) wlc_active_[i] = reals_[svc.reals[i].slot].active;
+        active = wlc_active_.data();
+    }
+    int pick = svc.scheduler->pick(hash, service_cursor_[svc.id], active);
+    if (pick == kNoReal) {
+        why = DropReason::no_real;
+        return {};
+    }
+    const RealEntry& real = svc.reals[static_cast<size_t>(pick)];
+    auto to_real = engine_.routes_.lookup(real.address);
+    auto to_client = engine_.routes_.lookup(p.key.src);
+    if (!to_real || !to_client) {
+        why = DropReason::no_route;
+        return {};
+    }
+    // A local address of this worker on the real's side, of the real's family, with a
+    // free port; round-robin over the candidates.
+    const uint32_t n = static_cast<uint32_t>(laddrs_.size());
+    uint32_t& cursor = laddr_cursor_[to_real->port];
+    int laddr = -1;
+    uint16_t lport = 0;
+    for (uint32_t k = 0; k < n && laddr < 0; ++k) {
+        uint32_t i = (cursor + k) % n;
+        LocalAddress& la = laddrs_[i];
+        if (la.port != to_real->port || la.address.is_v4() != real.address.is_v4()) continue;
+        if (auto port = la.pool.acquire(now_ns_)) {
+            laddr = static_cast<int>(i);
+            lport = *port;
+            cursor = i + 1;
+        }
+    }
+    if (laddr < 0) {
+        why = DropReason::no_local_port;
+        return {};
+    }
+    FlowKey out;
+    out.src = real.address;
+    out.dst = laddrs_[static_cast<size_t>(laddr)].address;
+    out.src_port = real.port;
+    out.dst_port = lport;
+    out.proto = p.key.proto;
+    SessionRef ref = table_.insert(p.key, hash, out, hash_key(out));
+    if (!ref) {
+        laddrs_[static_cast<size_t>(laddr)].pool.release(lport, now_ns_);
+        why = DropReason::session_table_full;
+        return {};
+    }
+    Session& s = *ref.session;
+    s.real_slot = real.slot;
+    s.service_id = svc.id;
+    s.local_address = static_cast<uint16_t>(laddr);
+    s.port_to_real = to_real->port;
+    s.port_to_client = to_client->port;
+    s.state = p.key.proto == kTcp ? TcpState::syn_sent : TcpState::none;
+    std::copy(svc.timeouts.seconds.begin(), svc.timeouts.seconds.end(), s.timeouts_s);
+    s.created_tick = now_tick_;
+    s.neighbour_generation = 0;  // resolve on first use
+    s.expire_tick = now_tick_ + s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
+    wheel_.file(table_.sessions(), ref.index);
+    ++stats_.sessions_created;
+    RealCounters& rc = reals_[real.slot];
+    ++rc.connections;
+    ++rc.active;
+    return ref;
+}
+
+bool Worker::resolve_macs(Session& s) {
+    const uint32_t generation = engine_.neighbours_.generation();
+    bool both = true;
+    auto to_real = engine_.routes_.lookup(s.outbound.src);
+    auto mac = to_real ? engine_.neighbours_.lookup(to_real->port, to_real->next_hop) : std::nullopt;
+    if (mac) {
+        std::copy(mac->begin(), mac->end(), s.mac_to_real);
+        s.flags |= kSessionMacToReal;
+    } else {
+        both = false;
+    }
+    auto to_client = engine_.routes_.lookup(s.inbound.src);
+    mac = to_client ? engine_.neighbours_.lookup(to_client->port, to_client->next_hop) : std::nullopt;
+    if (mac) {
+        std::copy(mac->begin(), mac->end(), s.mac_to_client);
+        s.flags |= kSessionMacToClient;
+    } else {
+        both = false;
+    }
+    // Only a complete answer is remembered; a partial one is tried again next packet.
+    if (both) s.neighbour_generation = generation;
+    return both;
+}
+
+void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir) {
+    if (flags & kTcpRst) {
+        s.state = TcpState::close;
+    } else {
+        if (flags & kTcpFin) s.flags |= dir == Direction::inbound ? kSessionFinFromClient : kSessionFinFromReal;
+        const bool both_fin = (s.flags & (kSessionFinFromClient | kSessionFinFromReal)) ==
+                              (kSessionFinFromClient | kSessionFinFromReal);
+        switch (s.state) {
+            case TcpState::syn_sent:
+                if (dir == Direction::outbound && (flags & kTcpSyn) && (flags & kTcpAck)) s.state = TcpState::syn_recv;
+                break;
+            case TcpState::syn_recv:
+                if (dir == Direction::inbound && (flags & kTcpAck) && !(flags & kTcpSyn)) {
+                    s.state = (flags & kTcpFin) ? TcpState::fin_wait : TcpState::established;
+                }
+                break;
+            case TcpState::established:
+                if (flags & kTcpFin) s.state = both_fin ? TcpState::time_wait : TcpState::fin_wait;
+                break;
+            case TcpState::fin_wait:
+                if (both_fin) s.state = TcpState::time_wait;
+                break;
+            default:
+                break;
+        }
+    }
+    set_expiry(index, s);
+}
+
+void Worker::set_expiry(uint32_t index, Session& s) {
+    s.expire_tick = now_tick_ + s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
+    wheel_.refile_if_earlier(table_.sessions(), index);
+}
+
+void Worker::expire(uint32_t index) {
+    Session& s = table_.at(index);
+    laddrs_[s.local_address].pool.release(s.outbound.dst_port, now_ns_);
+    RealCounters& rc = reals_[s.real_slot];
+    if (rc.active > 0) --rc.active;
+    ++stats_.sessions_expired;
+    table_.erase(index);
+}
+
+Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in) {
+    const uint32_t inner_offset = p.payload_offset;
+    const uint32_t ip_end = p.l4_offset + p.l4_length;
+    ParsedPacket inner = parse_inner_ip(pkt.data + inner_offset, ip_end - inner_offset, p.ipv6);
+    if (inner.status != ParseStatus::ok || (inner.key.proto != kTcp && inner.key.proto != kUdp)) {
+        return drop(DropReason::icmp_no_session);
+    }
+    FlowKey key = inner.key.reversed();
+    Direction want;
+    uint32_t owner;
+    if (int32_t laddr_owner = engine_.local_address_owner(inner.key.src); laddr_owner >= 0) {
+        // It quotes a packet we sent toward a real: the session's outbound tuple.
+        want = Direction::outbound;
+        owner = static_cast<uint32_t>(laddr_owner);
+    } else if (services.find(inner.key.src, inner.key.src_port, inner.key.proto) != nullptr) {
+        // It quotes a packet we sent toward a client: the session's inbound tuple.
+        want = Direction::inbound;
+        owner = engine_.inbound_owner(key);
+    } else {
+        ++stats_.to_control;
+        return Action{Verdict::control, 0, 0};
+    }
+    if (owner != id_ && !handed_in) {
+        ++stats_.handed_over;
+        return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
+    }
+    SessionRef ref = table_.lookup(key, hash_key(key));
+    if (!ref || ref.direction != want) return drop(DropReason::icmp_no_session);
+    if (p.ttl <= 1) return drop(DropReason::ttl_exceeded);
+    Session& s = *ref.session;
+    if (s.neighbour_generation != engine_.neighbours_.generation()) resolve_macs(s);
+    const uint8_t needed = want == Direction::outbound ? kSessionMacToClient : kSessionMacToReal;
+    if (!(s.flags & needed)) return drop(DropReason::no_neighbour);
+    uint8_t port;
+    const uint8_t* mac;
+    if (want == Direction::outbound) {
+        translate_icmp_error(pkt.data, ip_end, p, inner_offset, inner, s.inbound.dst, s.inbound.src,
+                             Endpoint{s.inbound.src, s.inbound.src_port}, Endpoint{s.inbound.dst, s.inbound.dst_port});
+        port = s.port_to_client;
+        mac = s.mac_to_client;
+    } else {
+        translate_icmp_error(pkt.data, ip_end, p, inner_offset, inner, s.outbound.dst, s.outbound.src,
+                             Endpoint{s.outbound.dst, s.outbound.dst_port},
+                             Endpoint{s.outbound.src, s.outbound.src_port});
+        port = s.port_to_real;
+        mac = s.mac_to_real;
+    }
+    set_ethernet(pkt.data, MacAddress{mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]}, engine_.port_mac(port));
+    ++stats_.icmp_translated;
+    return transmit(pkt, port);
+}
+
+}  // namespace dplb::core

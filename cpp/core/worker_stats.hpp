@@ -1,0 +1,29 @@
+// Per-worker counters: written only by their worker, read by the control side (relaxed
+// reads of 64-bit counters are enough for metrics).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "core/drop_reason.hpp"
+
+namespace dplb::core {
+
+struct alignas(64) WorkerStats {
+    uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;
+    uint64_t sessions_created = 0;
+    uint64_t sessions_expired = 0;
+    uint64_t handed_over = 0;   // packets this worker passed to their owner worker
+    uint64_t handed_in = 0;     // packets another worker passed to this one
+    uint64_t to_control = 0;    // packets for the control path (ARP, ND, port address...)
+    uint64_t icmp_translated = 0;
+    std::array<uint64_t, kDropReasonCount> drops{};
+
+    void drop(DropReason r) { ++drops[static_cast<size_t>(r)]; }
+    uint64_t dropped(DropReason r) const { return drops[static_cast<size_t>(r)]; }
+};
+
+}  // namespace dplb::core

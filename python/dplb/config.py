@@ -1,0 +1,288 @@
+"""The node config (DESIGN section 9): pydantic models shared by the engine harness and
+the node, and `load_config`, which reports every error with its field path."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyInterface,
+    ValidationError,
+    field_validator,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+
+
+def _one_or_many(value: Any) -> Any:
+    """Accept `address: 10.0.0.1/24` as well as a list of addresses."""
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+class ConfigModel(BaseModel):
+    """Unknown keys are errors: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class NodeSection(ConfigModel):
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    cluster: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = (
+        "default"
+    )
+
+
+class Timeouts(ConfigModel):
+    """Session timeouts in seconds, per TCP state and for UDP."""
+
+    tcp_syn: Seconds = 30
+    tcp_established: Seconds = 900
+    tcp_fin: Seconds = 120
+    tcp_time_wait: Seconds = 60
+    tcp_close: Seconds = 10
+    udp: Seconds = 300
+
+
+class TimeoutOverrides(ConfigModel):
+    """Per-service timeouts; unset ones come from `dataplane.timeouts`."""
+
+    tcp_syn: Seconds | None = None
+    tcp_established: Seconds | None = None
+    tcp_fin: Seconds | None = None
+    tcp_time_wait: Seconds | None = None
+    tcp_close: Seconds | None = None
+    udp: Seconds | None = None
+
+
+class LocalPorts(ConfigModel):
+    """Source ports dplb takes on each local address, and how long a freed one rests."""
+
+    first: Port = 1024
+    last: Port = 65535
+    reuse_delay: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @field_validator("last")
+    @classmethod
+    def _last_not_below_first(cls, last: int, info: Any) -> int:
+        first = info.data.get("first")
+        if first is not None and last < first:
+            raise ValueError(f"must not be below first ({first})")
+        return last
+
+
+MAC_PATTERN = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+
+
+class PortSection(ConfigModel):
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    device: Annotated[str, Field(min_length=1)]
+    address: Annotated[list[IPvAnyInterface], BeforeValidator(_one_or_many), Field(min_length=1)]
+    gateway: Annotated[list[IPvAnyAddress], BeforeValidator(_one_or_many)] = []
+    mac: Annotated[str, Field(pattern=MAC_PATTERN)] | None = None
+    # One list per worker: the SNAT addresses that worker owns on this port.
+    local_addresses: list[list[IPvAnyAddress]] = []
+
+
+class MemorySection(ConfigModel):
+    hugepages: bool = False
+    size_mb: Annotated[int, Field(ge=64)] = 256
+
+
+class DataplaneSection(ConfigModel):
+    workers: Annotated[int, Field(ge=1, le=128)] = 1
+    lcores: str | None = None
+    memory: MemorySection = MemorySection()
+    idle_sleep_us: Annotated[int, Field(ge=0, le=100_000)] = 50
+    sessions_per_worker: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
+    local_ports: LocalPorts = LocalPorts()
+    timeouts: Timeouts = Timeouts()
+    ports: Annotated[list[PortSection], Field(min_length=1, max_length=32)]
+
+
+class TokenEntry(ConfigModel):
+    name: Annotated[str, Field(min_length=1)]
+    token: Annotated[str, Field(min_length=16)]
+    role: Literal["viewer", "admin"] = "viewer"
+
+
+class ApiSection(ConfigModel):
+    listen: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")] = (
+        "127.0.0.1:8080"
+    )
+    tokens: list[TokenEntry] = []
+
+
+class StoreSection(ConfigModel):
+    file: Path | None = None
+    etcd: list[str] | None = None
+
+
+class RealSection(ConfigModel):
+    address: IPvAnyAddress
+    port: Port
+    # 0 quiesces the real: no new sessions, established ones go on.
+    weight: Annotated[int, Field(ge=0, le=65535)] = 100
+
+
+class HealthCheckSection(ConfigModel):
+    type: Literal["none", "tcp", "http"] = "tcp"
+    interval: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
+    rise: Annotated[int, Field(ge=1, le=100)] = 2
+    fall: Annotated[int, Field(ge=1, le=100)] = 3
+    path: str = "/"
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+class ServiceSection(ConfigModel):
+    vip: IPvAnyAddress
+    port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    scheduler: Literal["rr", "wrr", "wlc", "maglev"] = "wlc"
+    client_address: Literal["none", "toa", "proxy-v1", "proxy-v2"] = "none"
+    nic: str | None = None
+    maglev_table_size: Annotated[int, Field(ge=7, le=16_777_259)] = 65537
+    timeouts: TimeoutOverrides = TimeoutOverrides()
+    reals: Annotated[list[RealSection], Field(max_length=4096)] = []
+    health_check: HealthCheckSection = HealthCheckSection()
+
+    @field_validator("maglev_table_size")
+    @classmethod
+    def _prime(cls, size: int) -> int:
+        if not _is_prime(size):
+            raise ValueError(f"must be a prime number, {size} is not")
+        return size
+
+
+class NodeConfig(ConfigModel):
+    node: NodeSection
+    dataplane: DataplaneSection
+    api: ApiSection = ApiSection()
+    store: StoreSection = StoreSection()
+    services: list[ServiceSection] = []
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; `errors` holds (field path, reason) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in errors)
+        super().__init__(f"invalid config ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
+    """Checks that need more than one field: they name the field that is wrong."""
+    errors: list[tuple[str, str]] = []
+    dp = cfg.dataplane
+    port_names: dict[str, int] = {}
+    laddrs: dict[IPAddress, str] = {}
+    for i, port in enumerate(dp.ports):
+        where = f"dataplane.ports[{i}]"
+        if port.name in port_names:
+            errors.append((f"{where}.name", f"'{port.name}' is used by ports[{port_names[port.name]}] too"))
+        port_names.setdefault(port.name, i)
+        families = [a.version for a in port.address]
+        if len(set(families)) != len(families):
+            errors.append((f"{where}.address", "at most one address per IP version"))
+        gw_families = [g.version for g in port.gateway]
+        if len(set(gw_families)) != len(gw_families):
+            errors.append((f"{where}.gateway", "at most one gateway per IP version"))
+        for j, gw in enumerate(port.gateway):
+            if not any(a.version == gw.version and gw in a.network for a in port.address):
+                errors.append((f"{where}.gateway[{j}]", f"{gw} is not in a subnet of this port"))
+        if port.local_addresses and len(port.local_addresses) != dp.workers:
+            errors.append(
+                (
+                    f"{where}.local_addresses",
+                    f"needs one list per worker: {dp.workers} workers, "
+                    f"{len(port.local_addresses)} lists",
+                )
+            )
+        for w, worker_list in enumerate(port.local_addresses):
+            for k, addr in enumerate(worker_list):
+                at = f"{where}.local_addresses[{w}][{k}]"
+                if addr in laddrs:
+                    errors.append((at, f"{addr} is also {laddrs[addr]}"))
+                laddrs.setdefault(addr, at)
+    seen: dict[tuple[IPAddress, int, str], int] = {}
+    for i, svc in enumerate(cfg.services):
+        where = f"services[{i}]"
+        key = (svc.vip, svc.port, svc.protocol)
+        if key in seen:
+            errors.append((where, f"{svc.vip}:{svc.port}/{svc.protocol} is also services[{seen[key]}]"))
+        seen.setdefault(key, i)
+        if svc.vip in laddrs:
+            errors.append((f"{where}.vip", f"{svc.vip} is a local address ({laddrs[svc.vip]})"))
+        if svc.nic is not None and svc.nic not in port_names:
+            errors.append((f"{where}.nic", f"no port named '{svc.nic}' (ports: {', '.join(port_names)})"))
+        if svc.protocol == "udp" and svc.client_address != "none":
+            errors.append((f"{where}.client_address", "TOA and PROXY protocol need protocol tcp"))
+        reals_seen: dict[tuple[IPAddress, int], int] = {}
+        for j, real in enumerate(svc.reals):
+            if real.address.version != svc.vip.version:
+                errors.append(
+                    (f"{where}.reals[{j}].address", f"IPv{real.address.version} real behind an "
+                     f"IPv{svc.vip.version} VIP")
+                )
+            if (real.address, real.port) in reals_seen:
+                errors.append(
+                    (f"{where}.reals[{j}]", f"{real.address}:{real.port} is also reals[{reals_seen[(real.address, real.port)]}]")
+                )
+            reals_seen.setdefault((real.address, real.port), j)
+        needs = {r.address.version for r in svc.reals}
+        for version in sorted(needs):
+            if not any(a.version == version for a in laddrs):
+                errors.append((f"{where}.reals", f"no IPv{version} local address on any port"))
+    return errors
+
+
+def parse_config(data: Any) -> NodeConfig:
+    """Validates a config given as a mapping; raises ConfigError listing every error."""
+    try:
+        cfg = NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([(_path(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+    errors = _cross_check(cfg)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Reads and validates a YAML node config file."""
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([("(file)", f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([("(top)", "the config must be a mapping")])
+    return parse_config(data)
+
+

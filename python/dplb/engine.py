@@ -1,0 +1,159 @@
+"""The engine harness (DESIGN section 9): the real C++ engine driven with byte strings,
+with a clock the caller moves. Tests, fuzzers and benchmarks use it; the node uses the
+same config conversion to build its DPDK runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dplb import _core
+from dplb.config import NodeConfig, ServiceSection, Timeouts, parse_config
+
+_PROTOCOLS = {"tcp": 6, "udp": 17}
+_CLIENT_ADDRESS = {
+    "none": _core.ClientAddressMode.none,
+    "toa": _core.ClientAddressMode.toa,
+    "proxy-v1": _core.ClientAddressMode.proxy_v1,
+    "proxy-v2": _core.ClientAddressMode.proxy_v2,
+}
+DROP_REASONS: tuple[str, ...] = tuple(_core.drop_reasons)
+SESSION_BYTES: int = _core.session_bytes
+
+
+def harness_mac(port_index: int) -> str:
+    """The MAC a harness port gets when the config names none (locally administered)."""
+    return f"02:00:00:00:00:{port_index + 1:02x}"
+
+
+def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
+    core = _core.ServiceConfig()
+    core.vip = str(svc.vip)
+    core.port = svc.port
+    core.proto = _PROTOCOLS[svc.protocol]
+    core.scheduler = getattr(_core.SchedulerKind, svc.scheduler)
+    core.client_address = _CLIENT_ADDRESS[svc.client_address]
+    core.maglev_table_size = svc.maglev_table_size
+    overrides = svc.timeouts.model_dump()
+    core.timeouts = [
+        overrides[kind] if overrides[kind] is not None else getattr(defaults, kind)
+        for kind in _core.timeout_kinds
+    ]
+    reals = []
+    for real in svc.reals:
+        r = _core.RealConfig()
+        r.address = str(real.address)
+        r.port = real.port
+        r.weight = real.weight
+        reals.append(r)
+    core.reals = reals
+    return core
+
+
+def to_engine_config(cfg: NodeConfig) -> Any:
+    """Converts a validated NodeConfig into the C++ EngineConfig."""
+    dp = cfg.dataplane
+    core = _core.EngineConfig()
+    core.workers = dp.workers
+    core.sessions_per_worker = dp.sessions_per_worker
+    core.local_port_first = dp.local_ports.first
+    core.local_port_last = dp.local_ports.last
+    core.local_port_reuse_delay_s = dp.local_ports.reuse_delay
+    ports = []
+    for i, port in enumerate(dp.ports):
+        p = _core.PortConfig()
+        p.name = port.name
+        p.mac = port.mac or harness_mac(i)
+        p.addresses = [str(a) for a in port.address]
+        p.gateways = [str(g) for g in port.gateway]
+        p.local_addresses = [[str(a) for a in worker] for worker in port.local_addresses]
+        ports.append(p)
+    core.ports = ports
+    core.services = [_service_to_core(s, dp.timeouts) for s in cfg.services]
+    return core
+
+
+class Engine:
+    """`Engine(config)` builds the engine; `process(frame, port)` returns what leaves as
+    `(port, frame)` pairs; `advance(seconds)` moves its clock."""
+
+    def __init__(self, config: NodeConfig | Mapping[str, Any]) -> None:
+        self.config = config if isinstance(config, NodeConfig) else parse_config(config)
+        self._core = _core.HarnessEngine(to_engine_config(self.config))
+        self._now_ns = 0
+        self.port_names = [p.name for p in self.config.dataplane.ports]
+
+    # -- packets ---------------------------------------------------------------------
+    def process(self, frame: bytes, port: int | str = 0, worker: int | None = None) -> list[tuple[int, bytes]]:
+        """Receives `frame` on `port`; `worker` makes it arrive at that worker instead
+        of where RSS would put it (to exercise the hand-over)."""
+        result: list[tuple[int, bytes]] = self._core.process(bytes(frame), self._port_index(port), worker)
+        return result
+
+    def trace(self, frame: bytes, port: int | str = 0, worker: int | None = None) -> dict[str, Any]:
+        """Like process, and also says which workers handled it and the last verdict."""
+        result: dict[str, Any] = self._core.trace(bytes(frame), self._port_index(port), worker)
+        return result
+
+    def owner(self, client: str, client_port: int, vip: str, vip_port: int, protocol: str = "tcp") -> int:
+        """The worker that owns the inbound flow client -> vip (Toeplitz hash)."""
+        owner: int = self._core.inbound_owner(client, client_port, vip, vip_port, _PROTOCOLS[protocol])
+        return owner
+
+    # -- time ------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Moves the engine's clock forward; sessions whose timeout passed expire."""
+        if seconds < 0:
+            raise ValueError("seconds: the clock only moves forward")
+        self._now_ns += int(seconds * 1e9)
+        self._core.set_clock(self._now_ns)
+
+    @property
+    def now(self) -> float:
+        return self._now_ns / 1e9
+
+    # -- neighbours and config -------------------------------------------------------
+    def set_neighbour(self, port: int | str, ip: str, mac: str) -> None:
+        """Tells the engine the MAC of a next hop (what ARP/ND would learn on a node)."""
+        self._core.set_neighbour(self._port_index(port), ip, mac)
+
+    def port_mac(self, port: int | str) -> str:
+        mac: str = self._core.port_mac(self._port_index(port))
+        return mac
+
+    def update(self, config: NodeConfig | Mapping[str, Any]) -> None:
+        """Applies the services of a new config as one snapshot. The dataplane section
+        (ports, workers, local addresses) is fixed for the engine's life."""
+        cfg = config if isinstance(config, NodeConfig) else parse_config(config)
+        if cfg.dataplane != self.config.dataplane:
+            raise ValueError("dataplane: cannot change on a running engine")
+        self._core.apply_services([_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services])
+        self.config = cfg
+
+    # -- state -----------------------------------------------------------------------
+    def sessions(self) -> list[dict[str, Any]]:
+        sessions: list[dict[str, Any]] = self._core.sessions()
+        return sessions
+
+    def stats(self) -> dict[str, Any]:
+        """Per-worker counters under `workers`, their sums under `total`, and per-real
+        counters under `reals`."""
+        workers: list[dict[str, Any]] = self._core.worker_stats()
+        total: dict[str, Any] = {}
+        for w in workers:
+            for key, value in w.items():
+                if key == "drops":
+                    drops = total.setdefault("drops", dict.fromkeys(DROP_REASONS, 0))
+                    for reason, count in value.items():
+                        drops[reason] += count
+                else:
+                    total[key] = total.get(key, 0) + value
+        return {"workers": workers, "total": total, "reals": self._core.real_stats()}
+
+    def _port_index(self, port: int | str) -> int:
+        if isinstance(port, str):
+            try:
+                return self.port_names.index(port)
+            except ValueError:
+                raise ValueError(f"port: no port named '{port}'") from None
+        return port

@@ -1,0 +1,137 @@
+"""Shared fixtures for the engine harness tests: one topology (a client side behind a
+gateway, a real-server side with local addresses per worker) and scapy helpers that
+check every checksum of every frame that leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet
+
+from dplb import Engine
+
+CLIENT_GW_MAC = "0a:00:00:00:01:fe"
+REAL_MACS = {
+    "10.0.2.11": "0a:00:00:00:02:11",
+    "10.0.2.12": "0a:00:00:00:02:12",
+    "10.0.2.13": "0a:00:00:00:02:13",
+    "2001:db8:2::11": "0a:00:00:00:62:11",
+    "2001:db8:2::12": "0a:00:00:00:62:12",
+}
+CLIENT4 = "198.51.100.7"
+CLIENT6 = "2001:db8:77::7"
+VIP4 = "10.0.100.10"
+VIP6 = "2001:db8:100::10"
+
+
+def node_config(workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any) -> dict[str, Any]:
+    """The harness topology as a node config (DESIGN section 9 shape)."""
+    laddrs4 = [[f"10.0.2.{101 + w}", f"2001:db8:2::{101 + w:x}"] for w in range(workers)]
+    if services is None:
+        services = [
+            {
+                "vip": VIP4,
+                "port": 80,
+                "protocol": "tcp",
+                "scheduler": "rr",
+                "reals": [{"address": "10.0.2.11", "port": 8080}, {"address": "10.0.2.12", "port": 8080}],
+            },
+            {
+                "vip": VIP4,
+                "port": 53,
+                "protocol": "udp",
+                "scheduler": "rr",
+                "reals": [{"address": "10.0.2.13", "port": 5353}],
+            },
+            {
+                "vip": VIP6,
+                "port": 80,
+                "protocol": "tcp",
+                "scheduler": "maglev",
+                "reals": [{"address": "2001:db8:2::11", "port": 8080}],
+            },
+        ]
+    return {
+        "node": {"name": "harness", "cluster": "test"},
+        "dataplane": {
+            "workers": workers,
+            "sessions_per_worker": dataplane.pop("sessions_per_worker", 1024),
+            "ports": [
+                {
+                    "name": "port0",
+                    "device": "net_null0",
+                    "address": ["10.0.1.1/24", "2001:db8:1::1/64"],
+                    "gateway": ["10.0.1.254", "2001:db8:1::fe"],
+                },
+                {
+                    "name": "port1",
+                    "device": "net_null1",
+                    "address": ["10.0.2.1/24", "2001:db8:2::1/64"],
+                    "local_addresses": laddrs4,
+                },
+            ],
+            **dataplane,
+        },
+        "services": services,
+    }
+
+
+def make_engine(workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any) -> Engine:
+    engine = Engine(node_config(workers, services, **dataplane))
+    engine.set_neighbour("port0", "10.0.1.254", CLIENT_GW_MAC)
+    engine.set_neighbour("port0", "2001:db8:1::fe", CLIENT_GW_MAC)
+    for ip, mac in REAL_MACS.items():
+        engine.set_neighbour("port1", ip, mac)
+    return engine
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return make_engine()
+
+
+def assert_checksums_valid(frame: Packet) -> None:
+    """Recomputes every checksum scapy knows in the frame and compares."""
+    rebuilt = frame.copy()
+    for layer_type in (IP, TCP, UDP, ICMP):
+        layer = rebuilt.getlayer(layer_type)
+        while layer is not None:
+            if getattr(layer, "chksum", None) is not None and not (layer_type is UDP and layer.chksum == 0):
+                del layer.chksum
+            layer = layer.payload.getlayer(layer_type) if layer.payload else None
+    for layer_type in ("ICMPv6DestUnreach", "ICMPv6PacketTooBig", "ICMPv6TimeExceeded"):
+        layer = rebuilt.getlayer(layer_type)
+        if layer is not None:
+            del layer.cksum
+    again = Ether(bytes(rebuilt))
+    assert bytes(again) == bytes(frame), "a checksum in the frame is wrong:\n" + frame.show2(dump=True)
+
+
+def send(engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None) -> list[tuple[int, Packet]]:
+    """Processes a scapy frame; returns what leaves, parsed, each checksum checked."""
+    out = []
+    for out_port, raw in engine.process(bytes(frame), port, worker):
+        pkt = Ether(raw)
+        assert_checksums_valid(pkt)
+        out.append((out_port, pkt))
+    return out
+
+
+def send_one(engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None) -> tuple[int, Packet]:
+    out = send(engine, frame, port, worker)
+    assert len(out) == 1, f"expected one frame out, got {len(out)}; stats: {engine.stats()['total']}"
+    return out[0]
+
+
+def client_frame(src: str = CLIENT4, dst: str = VIP4) -> Packet:
+    ip: Packet = IPv6(src=src, dst=dst, hlim=64) if ":" in dst else IP(src=src, dst=dst, ttl=64)
+    return Ether(src=CLIENT_GW_MAC, dst="02:00:00:00:00:01") / ip
+
+
+def real_frame(src: str, dst: str) -> Packet:
+    ip: Packet = IPv6(src=src, dst=dst, hlim=64) if ":" in dst else IP(src=src, dst=dst, ttl=64)
+    return Ether(src=REAL_MACS[src], dst="02:00:00:00:00:02") / ip
