@@ -28,9 +28,11 @@ VIP4 = "10.0.100.10"
 VIP6 = "2001:db8:100::10"
 
 
-def node_config(workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any) -> dict[str, Any]:
+def node_config(
+    workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any
+) -> dict[str, Any]:
     """The harness topology as a node config (DESIGN section 9 shape)."""
-    laddrs4 = [[f"10.0.2.{101 + w}", f"2001:db8:2::{101 + w:x}"] for w in range(workers)]
+    laddrs = [[f"10.0.2.{101 + w}", f"2001:db8:2::{101 + w}"] for w in range(workers)]
     if services is None:
         services = [
             {
@@ -38,7 +40,10 @@ def node_config(workers: int = 1, services: list[dict[str, Any]] | None = None, 
                 "port": 80,
                 "protocol": "tcp",
                 "scheduler": "rr",
-                "reals": [{"address": "10.0.2.11", "port": 8080}, {"address": "10.0.2.12", "port": 8080}],
+                "reals": [
+                    {"address": "10.0.2.11", "port": 8080},
+                    {"address": "10.0.2.12", "port": 8080},
+                ],
             },
             {
                 "vip": VIP4,
@@ -71,7 +76,7 @@ def node_config(workers: int = 1, services: list[dict[str, Any]] | None = None, 
                     "name": "port1",
                     "device": "net_null1",
                     "address": ["10.0.2.1/24", "2001:db8:2::1/64"],
-                    "local_addresses": laddrs4,
+                    "local_addresses": laddrs,
                 },
             ],
             **dataplane,
@@ -80,7 +85,9 @@ def node_config(workers: int = 1, services: list[dict[str, Any]] | None = None, 
     }
 
 
-def make_engine(workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any) -> Engine:
+def make_engine(
+    workers: int = 1, services: list[dict[str, Any]] | None = None, **dataplane: Any
+) -> Engine:
     engine = Engine(node_config(workers, services, **dataplane))
     engine.set_neighbour("port0", "10.0.1.254", CLIENT_GW_MAC)
     engine.set_neighbour("port0", "2001:db8:1::fe", CLIENT_GW_MAC)
@@ -100,7 +107,9 @@ def assert_checksums_valid(frame: Packet) -> None:
     for layer_type in (IP, TCP, UDP, ICMP):
         layer = rebuilt.getlayer(layer_type)
         while layer is not None:
-            if getattr(layer, "chksum", None) is not None and not (layer_type is UDP and layer.chksum == 0):
+            if getattr(layer, "chksum", None) is not None and not (
+                layer_type is UDP and layer.chksum == 0
+            ):
                 del layer.chksum
             layer = layer.payload.getlayer(layer_type) if layer.payload else None
     for layer_type in ("ICMPv6DestUnreach", "ICMPv6PacketTooBig", "ICMPv6TimeExceeded"):
@@ -108,10 +117,14 @@ def assert_checksums_valid(frame: Packet) -> None:
         if layer is not None:
             del layer.cksum
     again = Ether(bytes(rebuilt))
-    assert bytes(again) == bytes(frame), "a checksum in the frame is wrong:\n" + frame.show2(dump=True)
+    assert bytes(again) == bytes(frame), "a checksum in the frame is wrong:\n" + frame.show2(
+        dump=True
+    )
 
 
-def send(engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None) -> list[tuple[int, Packet]]:
+def send(
+    engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None
+) -> list[tuple[int, Packet]]:
     """Processes a scapy frame; returns what leaves, parsed, each checksum checked."""
     out = []
     for out_port, raw in engine.process(bytes(frame), port, worker):
@@ -121,9 +134,13 @@ def send(engine: Engine, frame: Packet, port: int | str = 0, worker: int | None 
     return out
 
 
-def send_one(engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None) -> tuple[int, Packet]:
+def send_one(
+    engine: Engine, frame: Packet, port: int | str = 0, worker: int | None = None
+) -> tuple[int, Packet]:
     out = send(engine, frame, port, worker)
-    assert len(out) == 1, f"expected one frame out, got {len(out)}; stats: {engine.stats()['total']}"
+    assert len(out) == 1, (
+        f"expected one frame out, got {len(out)}; stats: {engine.stats()['total']}"
+    )
     return out[0]
 
 
@@ -135,3 +152,113 @@ def client_frame(src: str = CLIENT4, dst: str = VIP4) -> Packet:
 def real_frame(src: str, dst: str) -> Packet:
     ip: Packet = IPv6(src=src, dst=dst, hlim=64) if ":" in dst else IP(src=src, dst=dst, ttl=64)
     return Ether(src=REAL_MACS[src], dst="02:00:00:00:00:02") / ip
+
+
+# -- helpers for connection-level tests ----------------------------------------------
+
+
+def ip_layer(frame: Packet) -> Packet:
+    """The IPv4 or IPv6 layer of a frame."""
+    layer: Packet = frame[IPv6] if IPv6 in frame else frame[IP]
+    return layer
+
+
+def ttl_of(frame: Packet) -> int:
+    ip = ip_layer(frame)
+    return int(ip.hlim if isinstance(ip, IPv6) else ip.ttl)
+
+
+def drops(engine: Engine) -> dict[str, int]:
+    """Drop counters summed over the workers."""
+    counters: dict[str, int] = engine.stats()["total"]["drops"]
+    return counters
+
+
+def nonzero_drops(engine: Engine) -> dict[str, int]:
+    return {reason: n for reason, n in drops(engine).items() if n}
+
+
+def session_of(
+    engine: Engine, client: str, client_port: int, protocol: str = "tcp"
+) -> dict[str, Any] | None:
+    """The session of the client's flow, or None."""
+    for s in engine.sessions():
+        if s["client"] == (client, client_port) and s["protocol"] == protocol:
+            return s
+    return None
+
+
+class TcpFlow:
+    """One client connection through a VIP: builds its frames in both directions and,
+    once its SYN went through, knows the real and the local address:port it got."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client_port: int,
+        client: str = CLIENT4,
+        vip: str = VIP4,
+        vip_port: int = 80,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.client_port = client_port
+        self.vip = vip
+        self.vip_port = vip_port
+        self.real = ""
+        self.real_port = 0
+        self.local = ""
+        self.local_port = 0
+
+    def from_client(
+        self, flags: str, seq: int = 0, ack: int = 0, payload: bytes = b"", ttl: int = 64
+    ) -> Packet:
+        frame = client_frame(self.client, self.vip) / TCP(
+            sport=self.client_port, dport=self.vip_port, flags=flags, seq=seq, ack=ack
+        )
+        ip_layer(frame).setfieldval("hlim" if ":" in self.vip else "ttl", ttl)
+        return frame / payload if payload else frame
+
+    def from_real(
+        self, flags: str, seq: int = 0, ack: int = 0, payload: bytes = b"", ttl: int = 64
+    ) -> Packet:
+        assert self.real, "the flow has no real yet: send its SYN first"
+        frame = real_frame(self.real, self.local) / TCP(
+            sport=self.real_port, dport=self.local_port, flags=flags, seq=seq, ack=ack
+        )
+        ip_layer(frame).setfieldval("hlim" if ":" in self.local else "ttl", ttl)
+        return frame / payload if payload else frame
+
+    def syn(self, seq: int = 1000, worker: int | None = None) -> Packet:
+        """Sends the client SYN; returns the frame that left toward the real."""
+        out_port, out = send_one(self.engine, self.from_client("S", seq=seq), 0, worker)
+        assert out_port == 1, "the SYN should leave on the real-server side"
+        ip = ip_layer(out)
+        self.real, self.real_port = ip.dst, out[TCP].dport
+        self.local, self.local_port = ip.src, out[TCP].sport
+        return out
+
+    def handshake(self, client_isn: int = 1000, real_isn: int = 5000) -> None:
+        """SYN, SYN-ACK, ACK through the engine; the session is established."""
+        self.syn(client_isn)
+        send_one(self.engine, self.from_real("SA", seq=real_isn, ack=client_isn + 1), 1)
+        send_one(self.engine, self.from_client("A", seq=client_isn + 1, ack=real_isn + 1))
+
+    def to_real(self, frame: Packet, worker: int | None = None) -> Packet:
+        """Sends a client frame; asserts it left toward this flow's real."""
+        out_port, out = send_one(self.engine, frame, 0, worker)
+        assert out_port == 1
+        assert (ip_layer(out).dst, out[TCP].dport) == (self.real, self.real_port)
+        assert (ip_layer(out).src, out[TCP].sport) == (self.local, self.local_port)
+        return out
+
+    def to_client(self, frame: Packet, worker: int | None = None) -> Packet:
+        """Sends a real's frame; asserts it left toward this flow's client from the VIP."""
+        out_port, out = send_one(self.engine, frame, 1, worker)
+        assert out_port == 0
+        assert (ip_layer(out).src, out[TCP].sport) == (self.vip, self.vip_port)
+        assert (ip_layer(out).dst, out[TCP].dport) == (self.client, self.client_port)
+        return out
+
+    def session(self) -> dict[str, Any] | None:
+        return session_of(self.engine, self.client, self.client_port)

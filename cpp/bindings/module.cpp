@@ -122,8 +122,6 @@ public:
                 d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
                 d["state"] = std::string(tcp_state_name(s.state));
                 d["expires_in"] = (static_cast<int64_t>(s.expire_tick) - worker.now_tick()) * double(kTickNs) / 1e9;
-                d["packets_in"] = s.packets_in;
-                d["packets_out"] = s.packets_out;
                 d["bytes_in"] = s.bytes_in;
                 d["bytes_out"] = s.bytes_out;
                 out.append(d);

@@ -40,4 +40,29 @@ uint16_t checksum_replace32(uint16_t check, uint32_t old_word, uint32_t new_word
 uint16_t checksum_replace_bytes(uint16_t check, const void* old_bytes, const void* new_bytes,
                                 size_t len);
 
+// Fast incremental updates for the rewrite path: accumulate (new - old) over 32-bit words
+// in ones'-complement arithmetic, then apply the sum to as many checksums as need it.
+inline uint32_t checksum_load32(const void* p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+// Adds the change of one 32-bit word from `old_word` to `new_word` (raw memory order).
+inline uint64_t checksum_delta32(uint32_t old_word, uint32_t new_word) {
+    return uint64_t(0xffffffffu - old_word) + new_word;
+}
+inline uint64_t checksum_delta16(uint16_t old_word, uint16_t new_word) {
+    return uint64_t(0xffffu - old_word) + new_word;
+}
+// RFC 1624 eqn. 3 with the summed delta: HC' = ~(~HC + delta).
+inline uint16_t checksum_apply(uint16_t check, uint64_t delta) {
+    uint64_t s = uint64_t(static_cast<uint16_t>(~check)) + delta;
+    s = (s & 0xffffffffu) + (s >> 32);
+    s = (s & 0xffffffffu) + (s >> 32);
+    s = (s & 0xffffu) + (s >> 16);
+    s = (s & 0xffffu) + (s >> 16);
+    s = (s & 0xffffu) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+}
+
 }  // namespace dplb::core

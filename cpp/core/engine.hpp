@@ -4,6 +4,7 @@
 // owners) and is what the runtime and the Python harness drive.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,6 +27,7 @@ namespace dplb::core {
 inline constexpr uint64_t kTickNs = 10'000'000;  // timer resolution: 10 ms
 inline constexpr uint32_t kWheelSlots = 8192;    // 82 s per turn of the wheel
 inline constexpr uint32_t kMaxRealsPerService = 4096;
+inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pipeline)
 
 enum class Verdict : uint8_t {
     transmit,   // send on `port`
@@ -85,14 +87,19 @@ public:
     const std::vector<LocalAddress>& local_addresses() const { return laddrs_; }
 
 private:
-    Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in);
-    Action inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash);
-    Action outbound(PacketView& pkt, const ParsedPacket& p, uint64_t hash);
+    Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in,
+                       uint64_t hash);
+    // `ref` is the session found by the packet's tuple, if any; `svc` its service when the
+    // caller looked it up already (else nullptr).
+    Action inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry* svc, const ServiceTable& services,
+                   uint64_t hash, SessionRef ref);
+    Action outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref);
     Action icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in);
     SessionRef create_session(const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash, DropReason& why);
     bool resolve_macs(Session& s);
     void update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir);
-    void set_expiry(uint32_t index, Session& s);
+    // Same state, so the same timeout from now: the wheel refiles it lazily.
+    void set_expiry(Session& s) { s.expire_tick = now_tick_ + s.timeout_ticks; }
     void expire(uint32_t index);
     Action drop(DropReason r) {
         stats_.drop(r);
@@ -112,6 +119,7 @@ private:
     std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
     std::vector<RealCounters> reals_;        // per real slot
     std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
+    std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
     std::atomic<uint64_t> seen_generation_{0};
     friend class Engine;
 };

@@ -37,7 +37,12 @@ struct IpAddress {
     const uint8_t* v6() const { return bytes.data(); }
     std::string to_string() const;
 
-    bool operator==(const IpAddress&) const = default;
+    bool operator==(const IpAddress& o) const {
+        uint64_t a[2], b[2];
+        std::memcpy(a, bytes.data(), 16);
+        std::memcpy(b, o.bytes.data(), 16);
+        return ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
 };
 
 // A subnet (address and prefix length), e.g. a port's connected network.

@@ -23,7 +23,8 @@ uint32_t l4_checksum_offset(uint8_t proto) {
 }
 
 // Rewrites addresses and ports of an IP packet at `ip` whose L4 header is at `l4`;
-// `l4_avail` bytes of L4 are present (a quoted packet may be cut short).
+// `l4_avail` bytes of L4 are present (a quoted packet may be cut short). One summed
+// delta serves both the IP and the L4 checksum.
 void rewrite_ip_l4(uint8_t* ip, bool ipv6, uint8_t proto, uint8_t* l4, uint32_t l4_avail, const Endpoint& src,
                    const Endpoint& dst, bool decrement_ttl) {
     uint32_t csum_off = l4_checksum_offset(proto);
@@ -36,37 +37,36 @@ void rewrite_ip_l4(uint8_t* ip, bool ipv6, uint8_t proto, uint8_t* l4, uint32_t 
     uint8_t new_ports[4];
     store_be16(new_ports, src.port);
     store_be16(new_ports + 2, dst.port);
+    uint64_t l4_delta = 0;
     if (l4_avail >= 4) {
-        if (update_l4) l4_check = checksum_replace_bytes(l4_check, l4, new_ports, 4);
+        l4_delta = checksum_delta32(checksum_load32(l4), checksum_load32(new_ports));
         std::memcpy(l4, new_ports, 4);
     }
 
+    uint64_t addr_delta = 0;
     if (!ipv6) {
-        uint16_t ip_check = load16(ip + 10);
-        ip_check = checksum_replace_bytes(ip_check, ip + 12, src.address.v4(), 4);
-        ip_check = checksum_replace_bytes(ip_check, ip + 16, dst.address.v4(), 4);
-        if (update_l4) {
-            l4_check = checksum_replace_bytes(l4_check, ip + 12, src.address.v4(), 4);
-            l4_check = checksum_replace_bytes(l4_check, ip + 16, dst.address.v4(), 4);
-        }
+        addr_delta = checksum_delta32(checksum_load32(ip + 12), checksum_load32(src.address.v4())) +
+                     checksum_delta32(checksum_load32(ip + 16), checksum_load32(dst.address.v4()));
         std::memcpy(ip + 12, src.address.v4(), 4);
         std::memcpy(ip + 16, dst.address.v4(), 4);
+        uint64_t ip_delta = addr_delta;
         if (decrement_ttl) {
             uint16_t old_word = load16(ip + 8);
             ip[8] = static_cast<uint8_t>(ip[8] - 1);
-            ip_check = checksum_replace16(ip_check, old_word, load16(ip + 8));
+            ip_delta += checksum_delta16(old_word, load16(ip + 8));
         }
-        store16(ip + 10, ip_check);
+        store16(ip + 10, checksum_apply(load16(ip + 10), ip_delta));
     } else {
-        if (update_l4) {
-            l4_check = checksum_replace_bytes(l4_check, ip + 8, src.address.v6(), 16);
-            l4_check = checksum_replace_bytes(l4_check, ip + 24, dst.address.v6(), 16);
+        for (int w = 0; w < 16; w += 4) {
+            addr_delta += checksum_delta32(checksum_load32(ip + 8 + w), checksum_load32(src.address.v6() + w));
+            addr_delta += checksum_delta32(checksum_load32(ip + 24 + w), checksum_load32(dst.address.v6() + w));
         }
         std::memcpy(ip + 8, src.address.v6(), 16);
         std::memcpy(ip + 24, dst.address.v6(), 16);
         if (decrement_ttl) ip[7] = static_cast<uint8_t>(ip[7] - 1);
     }
     if (update_l4) {
+        l4_check = checksum_apply(l4_check, addr_delta + l4_delta);
         // A UDP checksum that computes to zero is sent as all ones (RFC 768).
         if (proto == static_cast<uint8_t>(L4Proto::udp) && l4_check == 0) l4_check = 0xffff;
         store16(l4 + csum_off, l4_check);
@@ -76,6 +76,32 @@ void rewrite_ip_l4(uint8_t* ip, bool ipv6, uint8_t proto, uint8_t* l4, uint32_t 
 }  // namespace
 
 void rewrite_full_nat(uint8_t* frame, const ParsedPacket& p, const Endpoint& src, const Endpoint& dst) {
+    if (!p.ipv6) [[likely]] {
+        // The common case, straight-line: IPv4 with a full TCP/UDP header.
+        uint8_t* ip = frame + p.l3_offset;
+        uint8_t* l4 = frame + p.l4_offset;
+        const uint32_t new_src = checksum_load32(src.address.v4());
+        const uint32_t new_dst = checksum_load32(dst.address.v4());
+        const uint32_t new_ports = uint32_t(__builtin_bswap16(src.port)) | uint32_t(__builtin_bswap16(dst.port)) << 16;
+        const uint64_t addr_delta = checksum_delta32(checksum_load32(ip + 12), new_src) +
+                                    checksum_delta32(checksum_load32(ip + 16), new_dst);
+        const uint64_t port_delta = checksum_delta32(checksum_load32(l4), new_ports);
+        std::memcpy(ip + 12, &new_src, 4);
+        std::memcpy(ip + 16, &new_dst, 4);
+        std::memcpy(l4, &new_ports, 4);
+        const uint16_t ttl_word = load16(ip + 8);
+        ip[8] = static_cast<uint8_t>(ip[8] - 1);
+        store16(ip + 10, checksum_apply(load16(ip + 10), addr_delta + checksum_delta16(ttl_word, load16(ip + 8))));
+        uint8_t* check = l4 + (p.key.proto == static_cast<uint8_t>(L4Proto::tcp) ? 16 : 6);
+        const uint16_t old_check = load16(check);
+        if (p.key.proto == static_cast<uint8_t>(L4Proto::tcp)) {
+            store16(check, checksum_apply(old_check, addr_delta + port_delta));
+        } else if (old_check != 0) {
+            const uint16_t c = checksum_apply(old_check, addr_delta + port_delta);
+            store16(check, c == 0 ? 0xffff : c);
+        }
+        return;
+    }
     rewrite_ip_l4(frame + p.l3_offset, p.ipv6, p.key.proto, frame + p.l4_offset, p.l4_length, src, dst, true);
 }
 

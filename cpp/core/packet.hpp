@@ -37,6 +37,7 @@ enum class ParseStatus : uint8_t {
 };
 
 struct ParsedPacket {
+    FlowKey key;                // addresses; ports for TCP/UDP (0 otherwise); proto
     ParseStatus status = ParseStatus::not_ip;
     DropReason drop = DropReason::truncated;
     bool ipv6 = false;
@@ -49,12 +50,14 @@ struct ParsedPacket {
     uint8_t icmp_type = 0;
     uint8_t icmp_code = 0;
     uint8_t ttl = 0;            // TTL or hop limit
-    FlowKey key;                // addresses; ports for TCP/UDP (0 otherwise); proto
 };
 
 // Parses Ethernet (optionally one 802.1Q tag), IPv4 (options allowed) or IPv6 (extension
 // headers walked), then TCP/UDP/ICMP/ICMPv6. Never reads past data[len).
 ParsedPacket parse_packet(const uint8_t* data, uint32_t len);
+// The same, filling `out` in place (the packet path: no struct copies). The key is
+// written with whole-word stores so that hashing it right after reads forwarded stores.
+void parse_packet(const uint8_t* data, uint32_t len, ParsedPacket& out);
 
 // Parses an IP packet that starts at `data` (no L2): the inner packet of an ICMP error.
 // The inner packet may be cut short: only the IP header and the first 8 bytes of L4 are

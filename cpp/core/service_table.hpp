@@ -43,13 +43,6 @@ public:
     uint64_t generation() const { return generation_; }
 
 private:
-    static FlowKey key_of(const IpAddress& vip, uint16_t port, uint8_t proto) {
-        FlowKey k;
-        k.dst = vip;
-        k.dst_port = port;
-        k.proto = proto;
-        return k;
-    }
     std::vector<ServiceEntry> services_;
     std::vector<int32_t> index_;  // -1 empty, else index into services_
     std::vector<IpAddress> vips_;

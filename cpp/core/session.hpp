@@ -2,6 +2,7 @@
 // direction, TCP state, expiry and counters. Three cache lines, no pointers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -28,32 +29,39 @@ inline constexpr size_t kTimeoutKinds = static_cast<size_t>(TimeoutKind::count_)
 
 inline constexpr uint32_t kNoIndex = 0xffffffffu;
 
+// Laid out by temperature: a packet of an established flow touches lines 0 and 1 only
+// (lookup key, MACs, expiry; the other tuple, state, byte counters); line 2 holds what
+// changes on state changes, timer refiling and expiry.
 struct alignas(64) Session {
+    // line 0
     FlowKey inbound;    // client -> VIP, as it arrives
-    FlowKey outbound;   // real -> local address, as it arrives
     uint8_t mac_to_real[6];
     uint8_t mac_to_client[6];
     uint32_t neighbour_generation;  // the neighbour table generation the MACs were read at
-    uint32_t timer_prev;
-    uint32_t timer_next;
-    uint32_t timer_filed_tick;  // the tick whose wheel slot holds this session
     uint32_t expire_tick;
-    uint32_t created_tick;
-    uint32_t real_slot;         // the real's counters in the worker
-    uint32_t service_id;
-    uint16_t local_address;     // index of the worker's local address (port pool)
+    uint32_t timeout_ticks;         // the timeout of the current state
+    // line 1
+    FlowKey outbound;   // real -> local address, as it arrives
+    uint32_t real_slot;             // the real's counters in the worker
+    TcpState state;
+    uint8_t flags;                  // kSession* bits
     uint8_t port_to_real;
     uint8_t port_to_client;
-    TcpState state;
-    uint8_t flags;              // kSessionFin* bits
+    uint64_t bytes_in;              // client -> real
+    uint64_t bytes_out;             // real -> client
+    // line 2
+    uint32_t timer_prev;
+    uint32_t timer_next;
+    uint32_t timer_filed_tick;      // the tick whose wheel slot holds this session
+    uint32_t created_tick;
+    uint32_t service_id;
+    uint16_t local_address;         // index of the worker's local address (port pool)
     uint16_t pad0;
     uint32_t timeouts_s[kTimeoutKinds];  // the service's timeouts when the session began
-    uint32_t packets_in;        // client -> real
-    uint32_t packets_out;       // real -> client
-    uint64_t bytes_in;
-    uint64_t bytes_out;
 };
-static_assert(sizeof(Session) <= 192, "a session must fit three cache lines");
+static_assert(sizeof(Session) == 192, "a session is three cache lines");
+static_assert(offsetof(Session, outbound) == 64, "the second tuple starts line 1");
+static_assert(offsetof(Session, timer_prev) == 128, "cold fields start line 2");
 
 inline constexpr uint8_t kSessionFinFromClient = 0x01;
 inline constexpr uint8_t kSessionFinFromReal = 0x02;

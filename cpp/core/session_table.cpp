@@ -1,26 +1,36 @@
 // SessionTable: insert, lookup and backward-shift deletion for linear probing.
 #include "core/session_table.hpp"
 
+#include <algorithm>
 #include <bit>
-#include <cstdlib>
 #include <cstring>
-#include <new>
+
+#include "core/large_memory.hpp"
 
 namespace dplb::core {
 
 SessionTable::SessionTable(uint32_t capacity)
     : capacity_(capacity < 1 ? 1 : capacity),
-      sessions_(static_cast<Session*>(std::aligned_alloc(64, sizeof(Session) * capacity_))),
+      sessions_(static_cast<Session*>(allocate_large(sizeof(Session) * capacity_))),
       free_(capacity_),
-      slots_(std::bit_ceil(uint64_t(capacity_) * 4), Slot{0, kNoIndex}),
-      mask_(slots_.size() - 1) {
-    if (sessions_ == nullptr) throw std::bad_alloc();
-    std::memset(static_cast<void*>(sessions_), 0, sizeof(Session) * capacity_);
+      slots_(nullptr),
+      slot_count_(std::bit_ceil(uint64_t(capacity_) * 4)),
+      mask_(slot_count_ - 1) {
+    try {
+        slots_ = static_cast<Slot*>(allocate_large(sizeof(Slot) * slot_count_));
+    } catch (...) {
+        free_large(sessions_, sizeof(Session) * capacity_);
+        throw;
+    }
+    std::fill(slots_, slots_ + slot_count_, Slot{0, kNoIndex});
     // Lowest index on top, so a young table touches few pages.
     for (uint32_t i = 0; i < capacity_; ++i) free_[i] = capacity_ - 1 - i;
 }
 
-SessionTable::~SessionTable() { std::free(sessions_); }
+SessionTable::~SessionTable() {
+    free_large(sessions_, sizeof(Session) * capacity_);
+    free_large(slots_, sizeof(Slot) * slot_count_);
+}
 
 SessionRef SessionTable::lookup(const FlowKey& key, uint64_t hash) const {
     const uint32_t tag = static_cast<uint32_t>(hash >> 32);

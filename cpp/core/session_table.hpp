@@ -29,6 +29,22 @@ public:
 
     // Prefetches the index slot a lookup of `hash` will read first.
     void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+    // Once that slot is in cache: prefetches (for writing) the first two lines of the
+    // session whose tag matches, looking a few slots along the probe run.
+    void prefetch_session(uint64_t hash) const {
+        const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+        uint64_t i = hash & mask_;
+        for (int n = 0; n < 4; ++n, i = (i + 1) & mask_) {
+            const Slot& slot = slots_[i];
+            if (slot.ref == kNoIndex) return;
+            if (slot.tag == tag) {
+                const char* s = reinterpret_cast<const char*>(&sessions_[slot.ref >> 1]);
+                __builtin_prefetch(s);
+                __builtin_prefetch(s + 64);
+                return;
+            }
+        }
+    }
 
     SessionRef lookup(const FlowKey& key, uint64_t hash) const;
 
@@ -45,7 +61,7 @@ public:
     Session& at(uint32_t index) { return sessions_[index]; }
     uint32_t capacity() const { return capacity_; }
     uint32_t size() const { return size_; }
-    size_t memory_bytes() const { return sizeof(Session) * capacity_ + sizeof(Slot) * slots_.size(); }
+    size_t memory_bytes() const { return sizeof(Session) * capacity_ + sizeof(Slot) * slot_count_; }
 
 private:
     struct Slot {
@@ -61,9 +77,10 @@ private:
 
     uint32_t capacity_;
     uint32_t size_ = 0;
-    Session* sessions_;             // capacity_ sessions, 64-byte aligned
+    Session* sessions_;             // capacity_ sessions, huge-page backed
     std::vector<uint32_t> free_;    // stack of free session indices
-    std::vector<Slot> slots_;
+    Slot* slots_;                   // slot_count_ slots, huge-page backed
+    uint64_t slot_count_;
     uint64_t mask_;
 };
 

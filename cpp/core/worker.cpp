@@ -10,7 +10,6 @@ namespace dplb::core {
 namespace {
 
 constexpr uint32_t kTicksPerSecond = static_cast<uint32_t>(1'000'000'000 / kTickNs);
-constexpr uint32_t kBurst = 32;
 constexpr uint8_t kTcp = static_cast<uint8_t>(L4Proto::tcp);
 constexpr uint8_t kUdp = static_cast<uint8_t>(L4Proto::udp);
 
@@ -62,18 +61,30 @@ void Worker::set_clock(uint64_t now_ns) {
 void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
     const ServiceTable* services = engine_.current_.load(std::memory_order_acquire);
     seen_generation_.store(services->generation(), std::memory_order_release);
-    ParsedPacket parsed[kBurst];
+    ParsedPacket* parsed = parsed_.data();
     for (uint32_t base = 0; base < n; base += kBurst) {
         uint32_t count = std::min(kBurst, n - base);
-        // First pass: parse and prefetch each packet's index slot, so the lookups of the
-        // second pass find their cache lines on the way.
+        // Three passes, so that each memory access of a packet was requested one pass
+        // earlier: parse and prefetch the index slot; read the slot and prefetch the
+        // session; then process.
+        uint64_t hashes[kBurst];
         for (uint32_t i = 0; i < count; ++i) {
             PacketView& pkt = *packets[base + i];
             if (i + 2 < count) __builtin_prefetch(packets[base + i + 2]->data);
-            parsed[i] = parse_packet(pkt.data, pkt.len);
-            if (parsed[i].status == ParseStatus::ok) table_.prefetch(hash_key(parsed[i].key));
+            parse_packet(pkt.data, pkt.len, parsed[i]);
+            if (parsed[i].status == ParseStatus::ok) {
+                hashes[i] = hash_key(parsed[i].key);
+                table_.prefetch(hashes[i]);
+            }
+        }
+        constexpr uint32_t kAhead = 8;  // sessions prefetched ahead of the packet in hand
+        for (uint32_t i = 0; i < std::min(kAhead, count); ++i) {
+            if (parsed[i].status == ParseStatus::ok) table_.prefetch_session(hashes[i]);
         }
         for (uint32_t i = 0; i < count; ++i) {
+            if (i + kAhead < count && parsed[i + kAhead].status == ParseStatus::ok) {
+                table_.prefetch_session(hashes[i + kAhead]);
+            }
             PacketView& pkt = *packets[base + i];
             if (handed_in) {
                 ++stats_.handed_in;
@@ -81,12 +92,13 @@ void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t
                 ++stats_.rx_packets;
                 stats_.rx_bytes += pkt.len;
             }
-            actions[base + i] = process_one(pkt, parsed[i], *services, handed_in);
+            actions[base + i] = process_one(pkt, parsed[i], *services, handed_in, hashes[i]);
         }
     }
 }
 
-Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in) {
+Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in,
+                           uint64_t hash) {
     if (p.status == ParseStatus::dropped) [[unlikely]] return drop(p.drop);
     if (p.status == ParseStatus::not_ip) [[unlikely]] {
         ++stats_.to_control;
@@ -94,6 +106,12 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
     }
     const uint8_t proto = p.key.proto;
     if (proto == kTcp || proto == kUdp) [[likely]] {
+        // A session here means this worker owns the flow (sessions are only created by
+        // their owner), so a hit needs neither the service nor the owner.
+        if (SessionRef ref = table_.lookup(p.key, hash)) [[likely]] {
+            if (ref.direction == Direction::inbound) return inbound(pkt, p, nullptr, services, hash, ref);
+            return outbound(pkt, p, ref);
+        }
         if (const ServiceEntry* svc = services.find(p.key.dst, p.key.dst_port, proto)) {
             if (!handed_in) {
                 uint32_t owner = engine_.inbound_owner(p.key);
@@ -102,7 +120,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
                     return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
                 }
             }
-            return inbound(pkt, p, *svc, hash_key(p.key));
+            return inbound(pkt, p, svc, services, hash, SessionRef{});
         }
         int32_t owner = engine_.local_address_owner(p.key.dst);
         if (owner >= 0) {
@@ -110,7 +128,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
                 ++stats_.handed_over;
                 return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
             }
-            return outbound(pkt, p, hash_key(p.key));
+            return drop(DropReason::no_session);
         }
     } else if ((proto == static_cast<uint8_t>(L4Proto::icmp) && !p.ipv6) ||
                (proto == static_cast<uint8_t>(L4Proto::icmpv6) && p.ipv6)) {
@@ -126,11 +144,11 @@ Action Worker::transmit(PacketView& pkt, uint8_t port) {
     return Action{Verdict::transmit, port, 0};
 }
 
-Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash) {
+Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry* svc, const ServiceTable& services,
+                       uint64_t hash, SessionRef ref) {
     const bool tcp = p.key.proto == kTcp;
     const uint8_t flags = p.tcp_flags;
     const bool pure_syn = (flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn;
-    SessionRef ref = table_.lookup(p.key, hash);
     if (ref && tcp && pure_syn && (ref.session->state == TcpState::time_wait || ref.session->state == TcpState::close))
         [[unlikely]] {
         // The client reuses its port for a new connection: the old one is over.
@@ -141,8 +159,10 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     if (!ref) [[unlikely]] {
         if (tcp && !pure_syn) return drop(DropReason::no_session);
+        if (svc == nullptr) svc = services.find(p.key.dst, p.key.dst_port, p.key.proto);
+        if (svc == nullptr) return drop(DropReason::no_session);  // its service is gone
         DropReason why = DropReason::no_real;
-        ref = create_session(p, svc, hash, why);
+        ref = create_session(p, *svc, hash, why);
         if (!ref) return drop(why);
     }
     Session& s = *ref.session;
@@ -155,9 +175,8 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     if (tcp) {
         update_tcp_state(ref.index, s, flags, Direction::inbound);
     } else {
-        set_expiry(ref.index, s);
+        set_expiry(s);
     }
-    ++s.packets_in;
     s.bytes_in += pkt.len;
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_in;
@@ -168,9 +187,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     return transmit(pkt, s.port_to_real);
 }
 
-Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, uint64_t hash) {
-    SessionRef ref = table_.lookup(p.key, hash);
-    if (!ref || ref.direction != Direction::outbound) [[unlikely]] return drop(DropReason::no_session);
+Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) {
     if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     Session& s = *ref.session;
     if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
@@ -182,9 +199,8 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, uint64_t hash) {
     if (p.key.proto == kTcp) {
         update_tcp_state(ref.index, s, p.tcp_flags, Direction::outbound);
     } else {
-        set_expiry(ref.index, s);
+        set_expiry(s);
     }
-    ++s.packets_out;
     s.bytes_out += pkt.len;
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_out;
@@ -259,7 +275,8 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     std::copy(svc.timeouts.seconds.begin(), svc.timeouts.seconds.end(), s.timeouts_s);
     s.created_tick = now_tick_;
     s.neighbour_generation = 0;  // resolve on first use
-    s.expire_tick = now_tick_ + s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
+    s.timeout_ticks = s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
+    s.expire_tick = now_tick_ + s.timeout_ticks;
     wheel_.file(table_.sessions(), ref.index);
     ++stats_.sessions_created;
     RealCounters& rc = reals_[real.slot];
@@ -293,6 +310,7 @@ bool Worker::resolve_macs(Session& s) {
 }
 
 void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir) {
+    const TcpState before = s.state;
     if (flags & kTcpRst) {
         s.state = TcpState::close;
     } else {
@@ -318,12 +336,14 @@ void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Directi
                 break;
         }
     }
-    set_expiry(index, s);
-}
-
-void Worker::set_expiry(uint32_t index, Session& s) {
-    s.expire_tick = now_tick_ + s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
-    wheel_.refile_if_earlier(table_.sessions(), index);
+    if (s.state != before) [[unlikely]] {
+        s.timeout_ticks = s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
+        s.expire_tick = now_tick_ + s.timeout_ticks;
+        // A shorter timeout must be filed earlier; a longer one is refiled lazily.
+        wheel_.refile_if_earlier(table_.sessions(), index);
+    } else {
+        set_expiry(s);
+    }
 }
 
 void Worker::expire(uint32_t index) {
@@ -371,14 +391,16 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
     uint8_t port;
     const uint8_t* mac;
     if (want == Direction::outbound) {
+        // The quoted packet becomes the one the client sent (client:cport -> VIP:vport).
         translate_icmp_error(pkt.data, ip_end, p, inner_offset, inner, s.inbound.dst, s.inbound.src,
                              Endpoint{s.inbound.src, s.inbound.src_port}, Endpoint{s.inbound.dst, s.inbound.dst_port});
         port = s.port_to_client;
         mac = s.mac_to_client;
     } else {
+        // The quoted packet becomes the one the real sent (real:rport -> laddr:lport).
         translate_icmp_error(pkt.data, ip_end, p, inner_offset, inner, s.outbound.dst, s.outbound.src,
-                             Endpoint{s.outbound.dst, s.outbound.dst_port},
-                             Endpoint{s.outbound.src, s.outbound.src_port});
+                             Endpoint{s.outbound.src, s.outbound.src_port},
+                             Endpoint{s.outbound.dst, s.outbound.dst_port});
         port = s.port_to_real;
         mac = s.mac_to_real;
     }

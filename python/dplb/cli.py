@@ -26,7 +26,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dplb", description="dplb: Layer-4 full-NAT load balancer")
+    parser = argparse.ArgumentParser(
+        prog="dplb", description="dplb: Layer-4 full-NAT load balancer"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate a node config file")
     check.add_argument("config", help="path to the node config (YAML)")

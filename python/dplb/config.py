@@ -15,14 +15,16 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     IPvAnyInterface,
+    Strict,
     ValidationError,
     field_validator,
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+# Strict: `port: yes` in YAML is a bool, not port 1.
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+Seconds = Annotated[int, Strict(), Field(ge=1, le=7 * 24 * 3600)]
 
 
 def _one_or_many(value: Any) -> Any:
@@ -39,10 +41,12 @@ class ConfigModel(BaseModel):
 
 
 class NodeSection(ConfigModel):
-    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    cluster: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = (
-        "default"
-    )
+    name: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ]
+    cluster: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ] = "default"
 
 
 class Timeouts(ConfigModel):
@@ -72,7 +76,7 @@ class LocalPorts(ConfigModel):
 
     first: Port = 1024
     last: Port = 65535
-    reuse_delay: Annotated[int, Field(ge=0, le=3600)] = 60
+    reuse_delay: Annotated[int, Strict(), Field(ge=0, le=3600)] = 60
 
     @field_validator("last")
     @classmethod
@@ -98,15 +102,15 @@ class PortSection(ConfigModel):
 
 class MemorySection(ConfigModel):
     hugepages: bool = False
-    size_mb: Annotated[int, Field(ge=64)] = 256
+    size_mb: Annotated[int, Strict(), Field(ge=64)] = 256
 
 
 class DataplaneSection(ConfigModel):
-    workers: Annotated[int, Field(ge=1, le=128)] = 1
+    workers: Annotated[int, Strict(), Field(ge=1, le=128)] = 1
     lcores: str | None = None
     memory: MemorySection = MemorySection()
-    idle_sleep_us: Annotated[int, Field(ge=0, le=100_000)] = 50
-    sessions_per_worker: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
+    idle_sleep_us: Annotated[int, Strict(), Field(ge=0, le=100_000)] = 50
+    sessions_per_worker: Annotated[int, Strict(), Field(ge=1, le=100_000_000)] = 1_000_000
     local_ports: LocalPorts = LocalPorts()
     timeouts: Timeouts = Timeouts()
     ports: Annotated[list[PortSection], Field(min_length=1, max_length=32)]
@@ -119,9 +123,9 @@ class TokenEntry(ConfigModel):
 
 
 class ApiSection(ConfigModel):
-    listen: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")] = (
-        "127.0.0.1:8080"
-    )
+    listen: Annotated[
+        str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")
+    ] = "127.0.0.1:8080"
     tokens: list[TokenEntry] = []
 
 
@@ -134,15 +138,15 @@ class RealSection(ConfigModel):
     address: IPvAnyAddress
     port: Port
     # 0 quiesces the real: no new sessions, established ones go on.
-    weight: Annotated[int, Field(ge=0, le=65535)] = 100
+    weight: Annotated[int, Strict(), Field(ge=0, le=65535)] = 100
 
 
 class HealthCheckSection(ConfigModel):
     type: Literal["none", "tcp", "http"] = "tcp"
     interval: Annotated[float, Field(gt=0, le=3600)] = 2.0
     timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
-    rise: Annotated[int, Field(ge=1, le=100)] = 2
-    fall: Annotated[int, Field(ge=1, le=100)] = 3
+    rise: Annotated[int, Strict(), Field(ge=1, le=100)] = 2
+    fall: Annotated[int, Strict(), Field(ge=1, le=100)] = 3
     path: str = "/"
 
 
@@ -159,7 +163,7 @@ class ServiceSection(ConfigModel):
     scheduler: Literal["rr", "wrr", "wlc", "maglev"] = "wlc"
     client_address: Literal["none", "toa", "proxy-v1", "proxy-v2"] = "none"
     nic: str | None = None
-    maglev_table_size: Annotated[int, Field(ge=7, le=16_777_259)] = 65537
+    maglev_table_size: Annotated[int, Strict(), Field(ge=7, le=16_777_259)] = 65537
     timeouts: TimeoutOverrides = TimeoutOverrides()
     reals: Annotated[list[RealSection], Field(max_length=4096)] = []
     health_check: HealthCheckSection = HealthCheckSection()
@@ -186,7 +190,9 @@ class ConfigError(ValueError):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
         lines = "\n".join(f"  {path}: {reason}" for path, reason in errors)
-        super().__init__(f"invalid config ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}")
+        super().__init__(
+            f"invalid config ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}"
+        )
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -205,7 +211,9 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
     for i, port in enumerate(dp.ports):
         where = f"dataplane.ports[{i}]"
         if port.name in port_names:
-            errors.append((f"{where}.name", f"'{port.name}' is used by ports[{port_names[port.name]}] too"))
+            errors.append(
+                (f"{where}.name", f"'{port.name}' is used by ports[{port_names[port.name]}] too")
+            )
         port_names.setdefault(port.name, i)
         families = [a.version for a in port.address]
         if len(set(families)) != len(families):
@@ -235,26 +243,36 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
         where = f"services[{i}]"
         key = (svc.vip, svc.port, svc.protocol)
         if key in seen:
-            errors.append((where, f"{svc.vip}:{svc.port}/{svc.protocol} is also services[{seen[key]}]"))
+            errors.append(
+                (where, f"{svc.vip}:{svc.port}/{svc.protocol} is also services[{seen[key]}]")
+            )
         seen.setdefault(key, i)
         if svc.vip in laddrs:
             errors.append((f"{where}.vip", f"{svc.vip} is a local address ({laddrs[svc.vip]})"))
         if svc.nic is not None and svc.nic not in port_names:
-            errors.append((f"{where}.nic", f"no port named '{svc.nic}' (ports: {', '.join(port_names)})"))
+            errors.append(
+                (f"{where}.nic", f"no port named '{svc.nic}' (ports: {', '.join(port_names)})")
+            )
         if svc.protocol == "udp" and svc.client_address != "none":
             errors.append((f"{where}.client_address", "TOA and PROXY protocol need protocol tcp"))
         reals_seen: dict[tuple[IPAddress, int], int] = {}
         for j, real in enumerate(svc.reals):
             if real.address.version != svc.vip.version:
                 errors.append(
-                    (f"{where}.reals[{j}].address", f"IPv{real.address.version} real behind an "
-                     f"IPv{svc.vip.version} VIP")
+                    (
+                        f"{where}.reals[{j}].address",
+                        f"IPv{real.address.version} real behind an IPv{svc.vip.version} VIP",
+                    )
                 )
-            if (real.address, real.port) in reals_seen:
+            endpoint = (real.address, real.port)
+            if endpoint in reals_seen:
                 errors.append(
-                    (f"{where}.reals[{j}]", f"{real.address}:{real.port} is also reals[{reals_seen[(real.address, real.port)]}]")
+                    (
+                        f"{where}.reals[{j}]",
+                        f"{real.address}:{real.port} is also reals[{reals_seen[endpoint]}]",
+                    )
                 )
-            reals_seen.setdefault((real.address, real.port), j)
+            reals_seen.setdefault(endpoint, j)
         needs = {r.address.version for r in svc.reals}
         for version in sorted(needs):
             if not any(a.version == version for a in laddrs):
@@ -284,5 +302,3 @@ def load_config(path: str | Path) -> NodeConfig:
     if not isinstance(data, dict):
         raise ConfigError([("(top)", "the config must be a mapping")])
     return parse_config(data)
-
-

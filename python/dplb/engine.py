@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dplb import _core
+import dplb._core as _core
 from dplb.config import NodeConfig, ServiceSection, Timeouts, parse_config
 
 _PROTOCOLS = {"tcp": 6, "udp": 17}
@@ -84,10 +84,14 @@ class Engine:
         self.port_names = [p.name for p in self.config.dataplane.ports]
 
     # -- packets ---------------------------------------------------------------------
-    def process(self, frame: bytes, port: int | str = 0, worker: int | None = None) -> list[tuple[int, bytes]]:
+    def process(
+        self, frame: bytes, port: int | str = 0, worker: int | None = None
+    ) -> list[tuple[int, bytes]]:
         """Receives `frame` on `port`; `worker` makes it arrive at that worker instead
         of where RSS would put it (to exercise the hand-over)."""
-        result: list[tuple[int, bytes]] = self._core.process(bytes(frame), self._port_index(port), worker)
+        result: list[tuple[int, bytes]] = self._core.process(
+            bytes(frame), self._port_index(port), worker
+        )
         return result
 
     def trace(self, frame: bytes, port: int | str = 0, worker: int | None = None) -> dict[str, Any]:
@@ -95,9 +99,13 @@ class Engine:
         result: dict[str, Any] = self._core.trace(bytes(frame), self._port_index(port), worker)
         return result
 
-    def owner(self, client: str, client_port: int, vip: str, vip_port: int, protocol: str = "tcp") -> int:
+    def owner(
+        self, client: str, client_port: int, vip: str, vip_port: int, protocol: str = "tcp"
+    ) -> int:
         """The worker that owns the inbound flow client -> vip (Toeplitz hash)."""
-        owner: int = self._core.inbound_owner(client, client_port, vip, vip_port, _PROTOCOLS[protocol])
+        owner: int = self._core.inbound_owner(
+            client, client_port, vip, vip_port, _PROTOCOLS[protocol]
+        )
         return owner
 
     # -- time ------------------------------------------------------------------------
@@ -127,7 +135,9 @@ class Engine:
         cfg = config if isinstance(config, NodeConfig) else parse_config(config)
         if cfg.dataplane != self.config.dataplane:
             raise ValueError("dataplane: cannot change on a running engine")
-        self._core.apply_services([_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services])
+        self._core.apply_services(
+            [_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services]
+        )
         self.config = cfg
 
     # -- state -----------------------------------------------------------------------

@@ -1,0 +1,70 @@
+# dplb's doors: `make demo`, `make test`, `make bench`, `make lint`. Each installs what
+# it needs first (Debian packages, a virtual environment, the build).
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMPS := build/.stamps
+CPP_TEST_DIR := build/cpp-tests
+BENCH_DIR := build/bench
+CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
+
+.PHONY: all deps build test test-cpp test-python lint bench demo clean
+
+all: build
+
+$(STAMPS)/apt: scripts/install-deps.sh
+	@mkdir -p $(STAMPS)
+	scripts/install-deps.sh
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
+	    "pydantic>=2.6" "pyyaml>=6" "pytest>=8" "scapy>=2.5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
+	@touch $@
+
+deps: $(STAMPS)/venv
+
+# The Python package with its C++ module, installed editable into the venv; rebuilt
+# when any C++ source changes.
+$(STAMPS)/build: $(STAMPS)/venv $(CPP_SOURCES)
+	$(VPY) -m pip install -q --no-build-isolation -e .
+	@touch $@
+
+build: $(STAMPS)/build
+
+test-cpp: $(STAMPS)/apt
+	cmake -S . -B $(CPP_TEST_DIR) -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF \
+	    -DDPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(CPP_TEST_DIR)
+	cd $(CPP_TEST_DIR) && ctest --output-on-failure
+
+test-python: $(STAMPS)/build
+	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+test: test-cpp test-python
+
+lint: $(STAMPS)/build
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/mypy
+	cmake -S . -B build/lint -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_BENCH=ON -DDPLB_WERROR=ON \
+	    -DPython_EXECUTABLE=$(abspath $(VPY)) -Dpybind11_DIR=$$($(VPY) -m pybind11 --cmakedir)
+	cmake --build build/lint
+
+bench: $(STAMPS)/apt
+	cmake -S . -B $(BENCH_DIR) -G Ninja -DDPLB_BUILD_BENCH=ON -DDPLB_BUILD_PYTHON=OFF \
+	    -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_DIR)
+	@mkdir -p bench/results
+	$(BENCH_DIR)/dplb_engine_bench --sessions 1000000 --json bench/results/engine.json
+
+# Until the DPDK node lands, the demo drives the real engine through its harness.
+demo: $(STAMPS)/build
+	$(VPY) -m dplb.harness_demo
+
+clean:
+	rm -rf build $(VENV)
