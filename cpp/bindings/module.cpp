@@ -9,9 +9,12 @@
 #include "core/drop_reason.hpp"
 #include "core/engine.hpp"
 #include "core/sync_driver.hpp"
+#include "bindings/engine_control.hpp"
+#include "bindings/engine_views.hpp"
 
 namespace py = pybind11;
 using namespace dplb::core;
+using namespace dplb::bindings;
 
 namespace {
 
@@ -44,23 +47,6 @@ std::string mac_text(const uint8_t* m) {
     return buf;
 }
 
-py::dict stats_dict(const WorkerStats& s) {
-    py::dict d;
-    d["rx_packets"] = s.rx_packets;
-    d["rx_bytes"] = s.rx_bytes;
-    d["tx_packets"] = s.tx_packets;
-    d["tx_bytes"] = s.tx_bytes;
-    d["sessions_created"] = s.sessions_created;
-    d["sessions_expired"] = s.sessions_expired;
-    d["handed_over"] = s.handed_over;
-    d["handed_in"] = s.handed_in;
-    d["to_control"] = s.to_control;
-    d["icmp_translated"] = s.icmp_translated;
-    py::dict drops;
-    for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i];
-    d["drops"] = drops;
-    return d;
-}
 
 const char* verdict_name(Verdict v) {
     switch (v) {
@@ -96,81 +82,38 @@ public:
         engine_.neighbours().set(port, parse_address(ip), parse_mac(mac));
     }
 
+    // Builds and swaps the snapshot without the GIL: another Python thread may keep
+    // sending frames meanwhile, as workers keep forwarding on a node.
     void apply_services(const std::vector<ServiceConfig>& services) {
-        try {
-            engine_.apply_services(services);
-        } catch (const std::invalid_argument& e) {
-            throw py::value_error(e.what());
-        }
-    }
-
-    py::list sessions() const {
-        py::list out;
-        for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
-            const Worker& worker = engine_.worker(w);
-            const SessionTable& table = worker.sessions();
-            const Session* all = table.sessions();
-            for (uint32_t i = 0; i < table.capacity(); ++i) {
-                const Session& s = all[i];
-                if (!(s.flags & kSessionInUse)) continue;
-                py::dict d;
-                d["worker"] = w;
-                d["protocol"] = s.inbound.proto == 6 ? "tcp" : "udp";
-                d["client"] = py::make_tuple(s.inbound.src.to_string(), s.inbound.src_port);
-                d["vip"] = py::make_tuple(s.inbound.dst.to_string(), s.inbound.dst_port);
-                d["local"] = py::make_tuple(s.outbound.dst.to_string(), s.outbound.dst_port);
-                d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
-                d["state"] = std::string(tcp_state_name(s.state));
-                d["expires_in"] = (static_cast<int64_t>(s.expire_tick) - worker.now_tick()) * double(kTickNs) / 1e9;
-                d["bytes_in"] = s.bytes_in;
-                d["bytes_out"] = s.bytes_out;
-                out.append(d);
+        std::string error;
+        {
+            py::gil_scoped_release release;
+            try {
+                engine_.apply_services(services);
+            } catch (const std::invalid_argument& e) {
+                error = e.what();
             }
         }
-        return out;
+        if (!error.empty()) throw py::value_error(error);
     }
 
-    py::list worker_stats() const {
-        py::list out;
-        for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
-            py::dict d = stats_dict(engine_.worker(w).stats());
-            d["sessions"] = engine_.worker(w).sessions().size();
-            d["session_capacity"] = engine_.worker(w).sessions().capacity();
-            out.append(d);
-        }
-        return out;
+    // The harness has no worker loops: after queueing the reset, the workers drain their
+    // rings at once (a clock tick at the same time). Returns the sessions removed.
+    uint64_t reset_session(const std::string& client, uint16_t client_port, const std::string& vip,
+                           uint16_t vip_port, uint8_t proto) {
+        const uint64_t before = engine_sessions_reset(engine_);
+        engine_reset_session(engine_, client, client_port, vip, vip_port, proto);
+        driver_.set_clock(engine_.worker(0).now_ns());
+        return engine_sessions_reset(engine_) - before;
     }
 
-    py::list real_stats() const {
-        py::list out;
-        for (const ServiceEntry& svc : engine_.services().services()) {
-            for (const RealEntry& r : svc.reals) {
-                RealCounters sum;
-                for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
-                    const RealCounters& c = engine_.worker(w).real_counters()[r.slot];
-                    sum.connections += c.connections;
-                    sum.active += c.active;
-                    sum.packets_in += c.packets_in;
-                    sum.packets_out += c.packets_out;
-                    sum.bytes_in += c.bytes_in;
-                    sum.bytes_out += c.bytes_out;
-                }
-                py::dict d;
-                d["vip"] = py::make_tuple(svc.vip.to_string(), svc.port);
-                d["protocol"] = svc.proto == 6 ? "tcp" : "udp";
-                d["real"] = py::make_tuple(r.address.to_string(), r.port);
-                d["weight"] = r.weight;
-                d["connections"] = sum.connections;
-                d["active"] = sum.active;
-                d["packets_in"] = sum.packets_in;
-                d["packets_out"] = sum.packets_out;
-                d["bytes_in"] = sum.bytes_in;
-                d["bytes_out"] = sum.bytes_out;
-                out.append(d);
-            }
-        }
-        return out;
-    }
+    py::list local_addresses() const { return engine_local_addresses(engine_); }
+
+    py::list sessions() const { return engine_sessions(engine_); }
+
+    py::list worker_stats() const { return engine_worker_stats(engine_); }
+
+    py::list real_stats() const { return engine_real_stats(engine_); }
 
     uint32_t inbound_owner(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport,
                            uint8_t proto) const {
@@ -210,6 +153,10 @@ private:
 
 }  // namespace
 
+#ifdef DPLB_WITH_DPDK
+void register_runtime(py::module_& m);  // runtime_bindings.cpp
+#endif
+
 PYBIND11_MODULE(_core, m) {
     m.doc() = "dplb's C++ engine (cpp/core) for the Python harness and node";
 
@@ -221,6 +168,12 @@ PYBIND11_MODULE(_core, m) {
     m.attr("timeout_kinds") = py::make_tuple("tcp_syn", "tcp_established", "tcp_fin", "tcp_time_wait",
                                              "tcp_close", "udp");
     m.attr("session_bytes") = sizeof(Session);
+#ifdef DPLB_WITH_DPDK
+    m.attr("with_dpdk") = true;
+    register_runtime(m);
+#else
+    m.attr("with_dpdk") = false;
+#endif
 
     py::enum_<SchedulerKind>(m, "SchedulerKind")
         .value("rr", SchedulerKind::rr)
@@ -261,7 +214,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("name", &PortConfig::name)
         .def_property(
             "mac", [](const PortConfig& p) { return mac_text(p.mac.data()); },
-            [](PortConfig& p, const std::string& m) { p.mac = parse_mac(m); })
+            [](PortConfig& p, const std::string& text) { p.mac = parse_mac(text); })
         .def_property(
             "addresses",
             [](const PortConfig& p) {
@@ -329,6 +282,9 @@ PYBIND11_MODULE(_core, m) {
         .def("set_clock", &HarnessEngine::set_clock, py::arg("now_ns"))
         .def("set_neighbour", &HarnessEngine::set_neighbour, py::arg("port"), py::arg("ip"), py::arg("mac"))
         .def("apply_services", &HarnessEngine::apply_services, py::arg("services"))
+        .def("reset_session", &HarnessEngine::reset_session, py::arg("client"), py::arg("client_port"),
+             py::arg("vip"), py::arg("vip_port"), py::arg("proto"))
+        .def("local_addresses", &HarnessEngine::local_addresses)
         .def("sessions", &HarnessEngine::sessions)
         .def("worker_stats", &HarnessEngine::worker_stats)
         .def("real_stats", &HarnessEngine::real_stats)

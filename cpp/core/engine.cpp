@@ -17,6 +17,22 @@ FlowKey service_key(const IpAddress& vip, uint16_t port, uint8_t proto) {
     return k;
 }
 
+// The running entry's scheduler can serve `s` unchanged: same kind, table size and
+// reals with the same weights in the same order (a scheduler answers with indices).
+bool same_scheduler_inputs(const ServiceEntry& running, const ServiceConfig& s) {
+    if (running.scheduler_kind != s.scheduler || running.maglev_table_size != s.maglev_table_size ||
+        running.reals.size() != s.reals.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < s.reals.size(); ++i) {
+        const RealEntry& r = running.reals[i];
+        if (!(r.address == s.reals[i].address) || r.port != s.reals[i].port || r.weight != s.reals[i].weight) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::string where_service(const ServiceConfig& s) {
     return "service " + s.vip.to_string() + ":" + std::to_string(s.port) + (s.proto == 6 ? "/tcp" : "/udp");
 }
@@ -124,6 +140,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
             throw std::invalid_argument(where_service(s) + ": the VIP is also a local address");
         }
     }
+    const ServiceTable* running = current_.load(std::memory_order_acquire);
     std::vector<ServiceEntry> entries;
     entries.reserve(services.size());
     for (const ServiceConfig& s : services) {
@@ -135,25 +152,38 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
         e.scheduler_kind = s.scheduler;
         e.client_address = s.client_address;
         e.timeouts = s.timeouts;
-        std::vector<SchedulerReal> weights;
-        for (const RealConfig& r : s.reals) {
-            e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});
-            FlowKey identity;
-            identity.dst = r.address;
-            identity.dst_port = r.port;
-            weights.push_back({hash_key(identity), r.weight});
+        e.maglev_table_size = s.maglev_table_size;
+        for (const RealConfig& r : s.reals) e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});
+        // Unchanged services keep their scheduler: a Maglev table is the costly part of
+        // a snapshot, and most changes touch few services.
+        const ServiceEntry* before = running ? running->find(s.vip, s.port, s.proto) : nullptr;
+        if (before != nullptr && same_scheduler_inputs(*before, s)) {
+            e.scheduler = before->scheduler;
+        } else {
+            std::vector<SchedulerReal> weights;
+            for (const RealConfig& r : s.reals) {
+                FlowKey identity;
+                identity.dst = r.address;
+                identity.dst_port = r.port;
+                weights.push_back({hash_key(identity), r.weight});
+            }
+            e.scheduler = make_scheduler(s.scheduler, weights, s.maglev_table_size);
         }
-        e.scheduler = make_scheduler(s.scheduler, weights, s.maglev_table_size);
         entries.push_back(std::move(e));
     }
     auto table = std::make_unique<ServiceTable>(std::move(entries), next_generation_++);
     current_.store(table.get(), std::memory_order_release);
     tables_.push_back(std::move(table));
     config_.services = services;
-    reclaim();
+    reclaim_locked();
 }
 
 void Engine::reclaim() {
+    std::lock_guard lock(control_mutex_);
+    reclaim_locked();
+}
+
+void Engine::reclaim_locked() {
     uint64_t oldest_seen = UINT64_MAX;
     for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation_.load(std::memory_order_acquire));
     const ServiceTable* current = current_.load(std::memory_order_acquire);

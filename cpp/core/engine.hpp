@@ -20,6 +20,7 @@
 #include "core/service_table.hpp"
 #include "core/session_table.hpp"
 #include "core/timer_wheel.hpp"
+#include "core/worker_commands.hpp"
 #include "core/worker_stats.hpp"
 
 namespace dplb::core {
@@ -72,6 +73,13 @@ public:
     // worker's own loop; the harness between packets.
     void set_clock(uint64_t now_ns);
 
+    // Carries out what the control side queued for this worker (Engine::reset_session).
+    // Called by the worker itself, at the start of a burst and when its clock moves.
+    uint32_t drain_commands() {
+        if (commands_.empty()) [[likely]] return 0;
+        return run_commands();
+    }
+
     uint32_t id() const { return id_; }
     const WorkerStats& stats() const { return stats_; }
     const SessionTable& sessions() const { return table_; }
@@ -106,6 +114,8 @@ private:
         return Action{Verdict::drop, 0, 0};
     }
     Action transmit(PacketView& pkt, uint8_t port);
+    uint32_t run_commands();                   // worker_commands.cpp
+    bool reset_session(const FlowKey& inbound);  // worker_commands.cpp
 
     Engine& engine_;
     uint32_t id_;
@@ -121,6 +131,7 @@ private:
     std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
     std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
     std::atomic<uint64_t> seen_generation_{0};
+    WorkerCommandRing commands_;  // the control side produces, this worker consumes
     friend class Engine;
 };
 
@@ -148,6 +159,11 @@ public:
     // Frees snapshots no worker can still be reading.
     void reclaim();
 
+    // Asks the worker that owns the inbound (client -> VIP) flow to remove its session,
+    // through that worker's command ring: the session is gone once the worker has
+    // drained its ring (its next burst or clock tick). False when the ring is full.
+    bool reset_session(const FlowKey& inbound);
+
     NeighbourTable& neighbours() { return neighbours_; }
     const RouteTable& routes() const { return routes_; }
     const EngineConfig& config() const { return config_; }
@@ -160,6 +176,7 @@ private:
         uint16_t worker;
         uint16_t index;  // in the worker's local addresses
     };
+    void reclaim_locked();
     uint32_t real_slot_for(uint32_t service_id, const RealConfig& r);
     uint32_t service_id_for(const ServiceConfig& s);
 
@@ -172,6 +189,7 @@ private:
     std::vector<std::unique_ptr<ServiceTable>> tables_;  // current and retired snapshots
     uint64_t next_generation_ = 1;
     std::mutex control_mutex_;
+    std::mutex command_mutex_;  // one producer at a time on the workers' command rings
     struct KeyHash {
         size_t operator()(const FlowKey& k) const { return hash_key(k); }
     };

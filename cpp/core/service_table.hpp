@@ -27,8 +27,11 @@ struct ServiceEntry {
     SchedulerKind scheduler_kind = SchedulerKind::wlc;
     ClientAddressMode client_address = ClientAddressMode::none;
     Timeouts timeouts;
+    uint32_t maglev_table_size = kDefaultMaglevTableSize;
     std::vector<RealEntry> reals;
-    std::unique_ptr<Scheduler> scheduler;
+    // Immutable once built; a later snapshot shares it when the service's scheduler
+    // inputs (kind, table size, reals and weights in order) did not change.
+    std::shared_ptr<const Scheduler> scheduler;
 };
 
 // Keys services by (VIP, port, protocol) in an open-addressing array.

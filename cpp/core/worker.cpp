@@ -55,10 +55,12 @@ Worker::Worker(Engine& engine, uint32_t id)
 void Worker::set_clock(uint64_t now_ns) {
     now_ns_ = now_ns;
     now_tick_ = static_cast<uint32_t>(now_ns / kTickNs);
+    drain_commands();
     wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); });
 }
 
 void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
+    drain_commands();
     const ServiceTable* services = engine_.current_.load(std::memory_order_acquire);
     seen_generation_.store(services->generation(), std::memory_order_release);
     ParsedPacket* parsed = parsed_.data();

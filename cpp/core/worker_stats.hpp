@@ -16,6 +16,7 @@ struct alignas(64) WorkerStats {
     uint64_t tx_bytes = 0;
     uint64_t sessions_created = 0;
     uint64_t sessions_expired = 0;
+    uint64_t sessions_reset = 0;  // removed on the control side's request (not expired)
     uint64_t handed_over = 0;   // packets this worker passed to their owner worker
     uint64_t handed_in = 0;     // packets another worker passed to this one
     uint64_t to_control = 0;    // packets for the control path (ARP, ND, port address...)

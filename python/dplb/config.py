@@ -111,6 +111,10 @@ class DataplaneSection(ConfigModel):
     memory: MemorySection = MemorySection()
     idle_sleep_us: Annotated[int, Strict(), Field(ge=0, le=100_000)] = 50
     sessions_per_worker: Annotated[int, Strict(), Field(ge=1, le=100_000_000)] = 1_000_000
+    # Capacity of the service and real counter tables, fixed at start: a (service, real)
+    # pair keeps its slot for the node's life, so these bound every one ever configured.
+    max_services: Annotated[int, Strict(), Field(ge=1, le=1_048_576)] = 65536
+    max_reals: Annotated[int, Strict(), Field(ge=1, le=16_777_216)] = 65536
     local_ports: LocalPorts = LocalPorts()
     timeouts: Timeouts = Timeouts()
     ports: Annotated[list[PortSection], Field(min_length=1, max_length=32)]
@@ -127,6 +131,9 @@ class ApiSection(ConfigModel):
         str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")
     ] = "127.0.0.1:8080"
     tokens: list[TokenEntry] = []
+    # JSON lines, one per change made through the API; default: audit.jsonl beside the
+    # store's file.
+    audit_log: Path | None = None
 
 
 class StoreSection(ConfigModel):
@@ -139,6 +146,8 @@ class RealSection(ConfigModel):
     port: Port
     # 0 quiesces the real: no new sessions, established ones go on.
     weight: Annotated[int, Strict(), Field(ge=0, le=65535)] = 100
+    # false quiesces it too, keeping its weight for when it is enabled again.
+    enabled: Annotated[bool, Strict()] = True
 
 
 class HealthCheckSection(ConfigModel):

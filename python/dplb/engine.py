@@ -44,7 +44,7 @@ def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
         r = _core.RealConfig()
         r.address = str(real.address)
         r.port = real.port
-        r.weight = real.weight
+        r.weight = real.weight if real.enabled else 0
         reals.append(r)
     core.reals = reals
     return core
@@ -59,6 +59,8 @@ def to_engine_config(cfg: NodeConfig) -> Any:
     core.local_port_first = dp.local_ports.first
     core.local_port_last = dp.local_ports.last
     core.local_port_reuse_delay_s = dp.local_ports.reuse_delay
+    core.max_services = dp.max_services
+    core.max_reals = dp.max_reals
     ports = []
     for i, port in enumerate(dp.ports):
         p = _core.PortConfig()
@@ -107,6 +109,24 @@ class Engine:
             client, client_port, vip, vip_port, _PROTOCOLS[protocol]
         )
         return owner
+
+    def reset_session(
+        self, client: str, client_port: int, vip: str, vip_port: int, protocol: str = "tcp"
+    ) -> int:
+        """Removes the session of the inbound flow client -> vip (through its worker's
+        command ring, drained at once); later packets of the flow find no session.
+        Returns how many sessions were removed: 1, or 0 when there was none."""
+        removed: int = self._core.reset_session(
+            client, client_port, vip, vip_port, _PROTOCOLS[protocol]
+        )
+        return removed
+
+    def local_addresses(self) -> list[dict[str, Any]]:
+        """Every local (SNAT) address with its port name, worker and source ports in use."""
+        out: list[dict[str, Any]] = self._core.local_addresses()
+        for entry in out:
+            entry["port"] = self.port_names[entry["port"]]
+        return out
 
     # -- time ------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:

@@ -1,0 +1,53 @@
+// Control-side operations on an Engine for Python: session reset and local addresses.
+#include "bindings/engine_control.hpp"
+
+namespace py = pybind11;
+
+namespace dplb::bindings {
+
+using namespace dplb::core;
+
+namespace {
+
+IpAddress address_of(const std::string& text) {
+    auto a = IpAddress::parse(text);
+    if (!a) throw py::value_error("not an IP address: '" + text + "'");
+    return *a;
+}
+
+}  // namespace
+
+void engine_reset_session(Engine& engine, const std::string& client, uint16_t client_port, const std::string& vip,
+                          uint16_t vip_port, uint8_t proto) {
+    FlowKey key;
+    key.src = address_of(client);
+    key.dst = address_of(vip);
+    key.src_port = client_port;
+    key.dst_port = vip_port;
+    key.proto = proto;
+    if (!engine.reset_session(key)) throw std::runtime_error("the worker's command ring is full: try again");
+}
+
+uint64_t engine_sessions_reset(const Engine& engine) {
+    uint64_t n = 0;
+    for (uint32_t w = 0; w < engine.worker_count(); ++w) n += engine.worker(w).stats().sessions_reset;
+    return n;
+}
+
+py::list engine_local_addresses(const Engine& engine) {
+    py::list out;
+    for (uint32_t w = 0; w < engine.worker_count(); ++w) {
+        for (const Worker::LocalAddress& la : engine.worker(w).local_addresses()) {
+            py::dict d;
+            d["address"] = la.address.to_string();
+            d["port"] = la.port;
+            d["worker"] = w;
+            d["ports_in_use"] = la.pool.in_use();
+            d["ports_total"] = la.pool.capacity();
+            out.append(d);
+        }
+    }
+    return out;
+}
+
+}  // namespace dplb::bindings

@@ -1,0 +1,102 @@
+// Python views of an Engine's state (sessions, counters), shared by the harness engine
+// and the DPDK runtime bindings. Reads only; called from the control side.
+#include "bindings/engine_views.hpp"
+
+#include <string>
+
+#include "core/drop_reason.hpp"
+
+namespace py = pybind11;
+
+namespace dplb::bindings {
+
+using namespace dplb::core;
+
+py::dict stats_dict(const WorkerStats& s) {
+    py::dict d;
+    d["rx_packets"] = s.rx_packets;
+    d["rx_bytes"] = s.rx_bytes;
+    d["tx_packets"] = s.tx_packets;
+    d["tx_bytes"] = s.tx_bytes;
+    d["sessions_created"] = s.sessions_created;
+    d["sessions_expired"] = s.sessions_expired;
+    d["sessions_reset"] = s.sessions_reset;
+    d["handed_over"] = s.handed_over;
+    d["handed_in"] = s.handed_in;
+    d["to_control"] = s.to_control;
+    d["icmp_translated"] = s.icmp_translated;
+    py::dict drops;
+    for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i];
+    d["drops"] = drops;
+    return d;
+}
+
+py::list engine_sessions(const Engine& engine) {
+    py::list out;
+    for (uint32_t w = 0; w < engine.worker_count(); ++w) {
+        const Worker& worker = engine.worker(w);
+        const SessionTable& table = worker.sessions();
+        const Session* all = table.sessions();
+        for (uint32_t i = 0; i < table.capacity(); ++i) {
+            const Session& s = all[i];
+            if (!(s.flags & kSessionInUse)) continue;
+            py::dict d;
+            d["worker"] = w;
+            d["protocol"] = s.inbound.proto == 6 ? "tcp" : "udp";
+            d["client"] = py::make_tuple(s.inbound.src.to_string(), s.inbound.src_port);
+            d["vip"] = py::make_tuple(s.inbound.dst.to_string(), s.inbound.dst_port);
+            d["local"] = py::make_tuple(s.outbound.dst.to_string(), s.outbound.dst_port);
+            d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
+            d["state"] = std::string(tcp_state_name(s.state));
+            d["expires_in"] = (static_cast<int64_t>(s.expire_tick) - worker.now_tick()) * double(kTickNs) / 1e9;
+            d["bytes_in"] = s.bytes_in;
+            d["bytes_out"] = s.bytes_out;
+            out.append(d);
+        }
+    }
+    return out;
+}
+
+py::list engine_worker_stats(const Engine& engine) {
+    py::list out;
+    for (uint32_t w = 0; w < engine.worker_count(); ++w) {
+        py::dict d = stats_dict(engine.worker(w).stats());
+        d["sessions"] = engine.worker(w).sessions().size();
+        d["session_capacity"] = engine.worker(w).sessions().capacity();
+        out.append(d);
+    }
+    return out;
+}
+
+py::list engine_real_stats(const Engine& engine) {
+    py::list out;
+    for (const ServiceEntry& svc : engine.services().services()) {
+        for (const RealEntry& r : svc.reals) {
+            RealCounters sum;
+            for (uint32_t w = 0; w < engine.worker_count(); ++w) {
+                const RealCounters& c = engine.worker(w).real_counters()[r.slot];
+                sum.connections += c.connections;
+                sum.active += c.active;
+                sum.packets_in += c.packets_in;
+                sum.packets_out += c.packets_out;
+                sum.bytes_in += c.bytes_in;
+                sum.bytes_out += c.bytes_out;
+            }
+            py::dict d;
+            d["vip"] = py::make_tuple(svc.vip.to_string(), svc.port);
+            d["protocol"] = svc.proto == 6 ? "tcp" : "udp";
+            d["real"] = py::make_tuple(r.address.to_string(), r.port);
+            d["weight"] = r.weight;
+            d["connections"] = sum.connections;
+            d["active"] = sum.active;
+            d["packets_in"] = sum.packets_in;
+            d["packets_out"] = sum.packets_out;
+            d["bytes_in"] = sum.bytes_in;
+            d["bytes_out"] = sum.bytes_out;
+            out.append(d);
+        }
+    }
+    return out;
+}
+
+}  // namespace dplb::bindings

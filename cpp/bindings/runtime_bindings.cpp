@@ -1,0 +1,116 @@
+// dplb._core.Runtime: the DPDK node runtime for `dplb run` (built when DPDK is found).
+// start() and stop() release the GIL: they wait on EAL and the lcores.
+#ifdef DPLB_WITH_DPDK
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/engine_views.hpp"
+#include "dpdk/runtime.hpp"
+
+namespace py = pybind11;
+using dplb::dpdk::Runtime;
+using dplb::dpdk::RuntimeOptions;
+
+void register_runtime(py::module_& m) {
+    py::class_<dplb::dpdk::PortOptions>(m, "PortOptions")
+        .def(py::init<>())
+        .def_readwrite("device", &dplb::dpdk::PortOptions::device)
+        .def_readwrite("kernel_interface", &dplb::dpdk::PortOptions::kernel_interface);
+
+    py::class_<RuntimeOptions>(m, "RuntimeOptions")
+        .def(py::init<>())
+        .def_readwrite("ports", &RuntimeOptions::ports)
+        .def_readwrite("hugepages", &RuntimeOptions::hugepages)
+        .def_readwrite("memory_mb", &RuntimeOptions::memory_mb)
+        .def_readwrite("lcores", &RuntimeOptions::lcores)
+        .def_readwrite("idle_sleep_us", &RuntimeOptions::idle_sleep_us)
+        .def_readwrite("file_prefix", &RuntimeOptions::file_prefix)
+        .def_readwrite("extra_eal_args", &RuntimeOptions::extra_eal_args);
+
+    py::class_<Runtime>(m, "Runtime")
+        .def(py::init<const dplb::core::EngineConfig&, const RuntimeOptions&>(), py::arg("engine"), py::arg("options"))
+        .def(
+            "start",
+            [](Runtime& r) {
+                try {
+                    py::gil_scoped_release release;
+                    r.start();
+                } catch (const std::runtime_error& e) {
+                    throw py::value_error(e.what());
+                }
+            })
+        .def("stop", [](Runtime& r) {
+            py::gil_scoped_release release;
+            r.stop();
+        })
+        .def_property_readonly("running", &Runtime::running)
+        .def("ports",
+             [](const Runtime& r) {
+                 py::list out;
+                 for (const auto& p : r.ports()) {
+                     py::dict d;
+                     d["name"] = p.name;
+                     d["device"] = p.device;
+                     d["kernel_interface"] = p.kernel_interface;
+                     d["mac"] = p.mac;
+                     d["link_up"] = p.link_up;
+                     d["speed_mbps"] = p.speed_mbps;
+                     d["rx_queues"] = p.rx_queues;
+                     d["tx_queues"] = p.tx_queues;
+                     d["steering"] = p.steering;
+                     d["rx_packets"] = p.rx_packets;
+                     d["tx_packets"] = p.tx_packets;
+                     d["rx_bytes"] = p.rx_bytes;
+                     d["tx_bytes"] = p.tx_bytes;
+                     d["rx_missed"] = p.rx_missed;
+                     d["rx_errors"] = p.rx_errors;
+                     d["tx_errors"] = p.tx_errors;
+                     d["rx_nombuf"] = p.rx_nombuf;
+                     out.append(d);
+                 }
+                 return out;
+             })
+        .def("workers",
+             [](const Runtime& r) {
+                 py::list out;
+                 for (const auto& w : r.workers()) {
+                     py::dict d;
+                     d["id"] = w.id;
+                     d["lcore"] = w.lcore;
+                     d["busy_polls"] = w.busy_polls;
+                     d["idle_polls"] = w.idle_polls;
+                     d["tx_dropped"] = w.tx_dropped;
+                     d["handover_dropped"] = w.handover_dropped;
+                     out.append(d);
+                 }
+                 return out;
+             })
+        .def("control",
+             [](const Runtime& r) {
+                 auto c = r.control();
+                 py::dict d;
+                 d["lcore"] = c.lcore;
+                 d["arp_replies"] = c.arp_replies;
+                 d["nd_replies"] = c.nd_replies;
+                 d["to_kernel"] = c.to_kernel;
+                 d["from_kernel"] = c.from_kernel;
+                 d["resolutions_sent"] = c.resolutions_sent;
+                 d["dropped"] = c.dropped;
+                 return d;
+             })
+        .def("mac_of", &Runtime::mac_of)
+        // The engine the runtime drives: the same views as the harness engine.
+        .def("sessions", [](Runtime& r) { return dplb::bindings::engine_sessions(r.engine()); })
+        .def("worker_stats", [](Runtime& r) { return dplb::bindings::engine_worker_stats(r.engine()); })
+        .def("real_stats", [](Runtime& r) { return dplb::bindings::engine_real_stats(r.engine()); })
+        .def("apply_services", [](Runtime& r, const std::vector<dplb::core::ServiceConfig>& services) {
+            try {
+                r.engine().apply_services(services);
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(e.what());
+            }
+        });
+}
+
+#endif  // DPLB_WITH_DPDK

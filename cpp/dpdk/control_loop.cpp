@@ -1,0 +1,323 @@
+// The control lcore: answers ARP and IPv6 neighbour solicitations for the VIPs and local
+// addresses, learns neighbours into the engine's table, resolves the next hops the data
+// path needs (reals, gateways), and carries everything else between the ports and their
+// kernel interfaces (the exception path), both ways.
+#include <rte_arp.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/checksum.hpp"
+#include "core/packet.hpp"
+#include "dpdk/runtime_impl.hpp"
+
+namespace dplb::dpdk {
+namespace {
+
+using core::IpAddress;
+using core::MacAddress;
+
+constexpr uint64_t kResolveEveryNs = 1'000'000'000ULL;  // unresolved next hops: each second
+constexpr uint64_t kRefreshEveryNs = 30'000'000'000ULL;  // resolved ones: each 30 s
+constexpr uint8_t kIcmp6NeighbourSolicit = 135;
+constexpr uint8_t kIcmp6NeighbourAdvert = 136;
+
+struct NextHop {
+    uint8_t port;
+    IpAddress ip;
+    uint64_t last_sent = 0;
+};
+
+class ControlLoop {
+public:
+    explicit ControlLoop(Runtime::Impl& rt) : rt_(rt), engine_(*rt.engine) { collect_next_hops(); }
+
+    void run() {
+        announce();
+        while (rt_.running.load(std::memory_order_relaxed)) {
+            uint32_t work = 0;
+            rte_mbuf* mbufs[kBurstSize];
+            unsigned n = rte_ring_sc_dequeue_burst(rt_.control.ring, reinterpret_cast<void**>(mbufs), kBurstSize,
+                                                   nullptr);
+            for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
+            work += n;
+            for (size_t p = 0; p < rt_.ports.size(); ++p) work += from_kernel(static_cast<uint8_t>(p));
+            resolve_next_hops();
+            if (work == 0) idle_sleep(rt_.options.idle_sleep_us > 0 ? rt_.options.idle_sleep_us : 20);
+        }
+    }
+
+private:
+    // -- what arrives from the ports ------------------------------------------------
+    void from_port(rte_mbuf* m) {
+        int idx = rt_.engine_port_of[m->port];
+        if (idx < 0) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        uint8_t port = static_cast<uint8_t>(idx);
+        uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+        uint32_t len = m->data_len;
+        bool answered = false;
+        if (len >= 14 + 28 && core::load_be16(frame + 12) == core::kEtherTypeArp) {
+            answered = handle_arp(port, frame);
+        } else {
+            core::ParsedPacket p = core::parse_packet(frame, len);
+            if (p.status == core::ParseStatus::ok && p.ipv6 && p.key.proto == 58 &&
+                (p.icmp_type == kIcmp6NeighbourSolicit || p.icmp_type == kIcmp6NeighbourAdvert)) {
+                answered = handle_nd(port, frame, len, p);
+            }
+        }
+        if (!answered) to_kernel(port, frame, len);
+        rte_pktmbuf_free(m);
+    }
+
+    bool owns(uint8_t port, const IpAddress& a) const {
+        if (engine_.services().is_vip(a)) return true;
+        int32_t owner = engine_.local_address_owner(a);
+        if (owner < 0) return false;
+        for (const auto& list : engine_.config().ports[port].local_addresses) {
+            for (const IpAddress& l : list) {
+                if (l == a) return true;
+            }
+        }
+        return false;
+    }
+
+    bool handle_arp(uint8_t port, uint8_t* frame) {
+        auto* arp = reinterpret_cast<rte_arp_hdr*>(frame + 14);
+        if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+            arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+            return false;
+        }
+        IpAddress sender = IpAddress::from_v4(reinterpret_cast<const uint8_t*>(&arp->arp_data.arp_sip));
+        IpAddress target = IpAddress::from_v4(reinterpret_cast<const uint8_t*>(&arp->arp_data.arp_tip));
+        MacAddress sender_mac;
+        std::memcpy(sender_mac.data(), arp->arp_data.arp_sha.addr_bytes, 6);
+        if (!(sender == IpAddress::from_v4(reinterpret_cast<const uint8_t*>("\0\0\0\0")))) {
+            engine_.neighbours().set(port, sender, sender_mac);
+        }
+        if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) || !owns(port, target)) return false;
+        send_arp(port, RTE_ARP_OP_REPLY, target, sender, sender_mac);
+        rt_.control.arp_replies.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    bool handle_nd(uint8_t port, uint8_t* frame, uint32_t len, const core::ParsedPacket& p) {
+        const uint8_t* icmp = frame + p.l4_offset;
+        uint32_t icmp_len = p.l4_length;
+        if (icmp_len < 24) return false;
+        IpAddress target = IpAddress::from_v6(icmp + 8);
+        // Learn from the link-layer address option (source in NS, target in NA).
+        for (uint32_t off = 24; off + 8 <= icmp_len && icmp[off + 1] != 0; off += icmp[off + 1] * 8u) {
+            uint8_t type = icmp[off];
+            if ((type == 1 && p.icmp_type == kIcmp6NeighbourSolicit) ||
+                (type == 2 && p.icmp_type == kIcmp6NeighbourAdvert)) {
+                MacAddress mac;
+                std::memcpy(mac.data(), icmp + off + 2, 6);
+                const IpAddress& who = p.icmp_type == kIcmp6NeighbourSolicit ? p.key.src : target;
+                if (who.v6()[0] != 0 || who.v6()[1] != 0) engine_.neighbours().set(port, who, mac);
+            }
+        }
+        (void)len;
+        if (p.icmp_type != kIcmp6NeighbourSolicit || !owns(port, target)) return false;
+        MacAddress to_mac;
+        std::memcpy(to_mac.data(), frame + 6, 6);
+        send_na(port, target, p.key.src, to_mac);
+        rt_.control.nd_replies.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    // -- the exception path ---------------------------------------------------------
+    void to_kernel(uint8_t port, const uint8_t* frame, uint32_t len) {
+        int fd = rt_.ports[port].tap_fd;
+        if (fd < 0) return;
+        if (write(fd, frame, len) == static_cast<ssize_t>(len)) {
+            rt_.control.to_kernel.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    uint32_t from_kernel(uint8_t port) {
+        int fd = rt_.ports[port].tap_fd;
+        if (fd < 0) return 0;
+        uint32_t count = 0;
+        uint8_t buf[9216];
+        for (; count < kBurstSize; ++count) {
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n <= 0) break;
+            send(port, buf, static_cast<uint32_t>(n));
+            rt_.control.from_kernel.fetch_add(1, std::memory_order_relaxed);
+        }
+        return count;
+    }
+
+    // -- sending ----------------------------------------------------------------------
+    void send(uint8_t port, const uint8_t* frame, uint32_t len) {
+        RuntimePort& rp = rt_.ports[port];
+        rte_mbuf* m = rte_pktmbuf_alloc(rp.pool);
+        if (m == nullptr || len > rte_pktmbuf_tailroom(m)) {
+            if (m) rte_pktmbuf_free(m);
+            rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(len)), frame, len);
+        if (rte_ring_sp_enqueue(rp.inject, m) != 0) {
+            rte_pktmbuf_free(m);
+            rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    void send_arp(uint8_t port, uint16_t op, const IpAddress& from, const IpAddress& to, const MacAddress& to_mac) {
+        uint8_t f[60] = {};
+        const MacAddress& mine = engine_.port_mac(port);
+        static constexpr MacAddress kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        const MacAddress& dst = op == RTE_ARP_OP_REQUEST ? kBroadcast : to_mac;
+        std::memcpy(f, dst.data(), 6);
+        std::memcpy(f + 6, mine.data(), 6);
+        core::store_be16(f + 12, core::kEtherTypeArp);
+        uint8_t* a = f + 14;
+        core::store_be16(a, RTE_ARP_HRD_ETHER);
+        core::store_be16(a + 2, RTE_ETHER_TYPE_IPV4);
+        a[4] = 6;
+        a[5] = 4;
+        core::store_be16(a + 6, op);
+        std::memcpy(a + 8, mine.data(), 6);
+        std::memcpy(a + 14, from.v4(), 4);
+        if (op == RTE_ARP_OP_REPLY) std::memcpy(a + 18, to_mac.data(), 6);
+        std::memcpy(a + 24, to.v4(), 4);
+        send(port, f, sizeof f);
+    }
+
+    // An ICMPv6 neighbour message (NS or NA) with one link-layer address option.
+    void send_nd(uint8_t port, uint8_t type, const IpAddress& src, const IpAddress& dst, const IpAddress& target,
+                 const MacAddress& dst_mac, uint8_t flags) {
+        uint8_t f[14 + 40 + 32] = {};
+        const MacAddress& mine = engine_.port_mac(port);
+        std::memcpy(f, dst_mac.data(), 6);
+        std::memcpy(f + 6, mine.data(), 6);
+        core::store_be16(f + 12, core::kEtherTypeIpv6);
+        uint8_t* ip = f + 14;
+        ip[0] = 0x60;
+        core::store_be16(ip + 4, 32);
+        ip[6] = 58;
+        ip[7] = 255;
+        std::memcpy(ip + 8, src.v6(), 16);
+        std::memcpy(ip + 24, dst.v6(), 16);
+        uint8_t* icmp = ip + 40;
+        icmp[0] = type;
+        icmp[4] = flags;
+        std::memcpy(icmp + 8, target.v6(), 16);
+        icmp[24] = type == kIcmp6NeighbourSolicit ? 1 : 2;  // source / target link-layer address
+        icmp[25] = 1;
+        std::memcpy(icmp + 26, mine.data(), 6);
+        uint16_t sum = core::l4_checksum(src, dst, 58, icmp, 32);
+        std::memcpy(icmp + 2, &sum, 2);
+        send(port, f, sizeof f);
+    }
+
+    void send_na(uint8_t port, const IpAddress& target, const IpAddress& to, const MacAddress& to_mac) {
+        bool unspecified = to == IpAddress{};
+        IpAddress dst = to;
+        MacAddress dst_mac = to_mac;
+        if (unspecified) {  // DAD probe: answer all nodes
+            dst = *IpAddress::parse("ff02::1");
+            dst_mac = {0x33, 0x33, 0, 0, 0, 1};
+        }
+        // Router=0, Solicited (unless to all nodes), Override.
+        send_nd(port, kIcmp6NeighbourAdvert, target, dst, target, dst_mac, unspecified ? 0x20 : 0x60);
+    }
+
+    void send_ns(uint8_t port, const IpAddress& target) {
+        // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX.
+        IpAddress dst = *IpAddress::parse("ff02::1:ff00:0");
+        dst.bytes[13] = target.bytes[13];
+        dst.bytes[14] = target.bytes[14];
+        dst.bytes[15] = target.bytes[15];
+        MacAddress mac{0x33, 0x33, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+        IpAddress src = port_address(port, false);
+        send_nd(port, kIcmp6NeighbourSolicit, src, dst, target, mac, 0);
+    }
+
+    IpAddress port_address(uint8_t port, bool v4) const {
+        for (const core::Prefix& p : engine_.config().ports[port].addresses) {
+            if (p.address.is_v4() == v4) return p.address;
+        }
+        return IpAddress{};
+    }
+
+    // -- next hops ------------------------------------------------------------------
+    void collect_next_hops() {
+        auto add = [&](const IpAddress& dst) {
+            auto route = engine_.routes().lookup(dst);
+            if (!route) return;
+            for (const NextHop& h : next_hops_) {
+                if (h.port == route->port && h.ip == route->next_hop) return;
+            }
+            next_hops_.push_back({route->port, route->next_hop, 0});
+        };
+        for (const core::ServiceEntry& s : engine_.services().services()) {
+            for (const core::RealEntry& r : s.reals) add(r.address);
+        }
+        for (const core::PortConfig& p : engine_.config().ports) {
+            for (const IpAddress& g : p.gateways) add(g);
+        }
+    }
+
+    void resolve_next_hops() {
+        uint64_t now = now_ns();
+        if (now - last_resolve_ < kResolveEveryNs / 4) return;
+        last_resolve_ = now;
+        if (engine_.services().generation() != services_generation_) {
+            services_generation_ = engine_.services().generation();
+            collect_next_hops();
+        }
+        for (NextHop& h : next_hops_) {
+            bool known = engine_.neighbours().lookup(h.port, h.ip).has_value();
+            uint64_t every = known ? kRefreshEveryNs : kResolveEveryNs;
+            if (h.last_sent != 0 && now - h.last_sent < every) continue;
+            h.last_sent = now;
+            if (h.ip.is_v4()) {
+                send_arp(h.port, RTE_ARP_OP_REQUEST, port_address(h.port, true), h.ip, MacAddress{});
+            } else {
+                send_ns(h.port, h.ip);
+            }
+            rt_.control.resolutions_sent.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // Gratuitous ARP for the VIPs and local addresses, so neighbours learn them at start.
+    void announce() {
+        for (size_t p = 0; p < rt_.ports.size(); ++p) {
+            uint8_t port = static_cast<uint8_t>(p);
+            auto garp = [&](const IpAddress& a) {
+                if (a.is_v4()) send_arp(port, RTE_ARP_OP_REQUEST, a, a, MacAddress{});
+            };
+            for (const core::ServiceEntry& s : engine_.services().services()) garp(s.vip);
+            for (const auto& list : engine_.config().ports[p].local_addresses) {
+                for (const IpAddress& a : list) garp(a);
+            }
+        }
+    }
+
+    Runtime::Impl& rt_;
+    core::Engine& engine_;
+    std::vector<NextHop> next_hops_;
+    uint64_t last_resolve_ = 0;
+    uint64_t services_generation_ = 0;
+};
+
+}  // namespace
+
+int control_main(void* arg) {
+    auto* rt = static_cast<Runtime::Impl*>(arg);
+    ControlLoop(*rt).run();
+    return 0;
+}
+
+}  // namespace dplb::dpdk

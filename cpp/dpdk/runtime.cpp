@@ -1,0 +1,427 @@
+// Runtime start and stop: EAL arguments from the node config, port and queue setup on the
+// port's NUMA socket, steering mode, kernel interfaces, lcore launch; and status reads.
+#include "dpdk/runtime.hpp"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <net/if_arp.h>
+#include <rte_eal.h>
+#include <rte_malloc.h>
+#include <rte_flow.h>
+#include <rte_lcore.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "core/toeplitz.hpp"
+#include "dpdk/runtime_impl.hpp"
+
+namespace dplb::dpdk {
+namespace {
+
+constexpr uint16_t kRxDescriptors = 1024;
+constexpr uint16_t kTxDescriptors = 1024;
+constexpr unsigned kRingSize = 8192;
+
+bool is_pci_address(const std::string& d) {
+    // 0000:3b:00.0 or 3b:00.0
+    return d.find(':') != std::string::npos && d.find('.') != std::string::npos && d.find('=') == std::string::npos &&
+           d.rfind("net_", 0) != 0;
+}
+
+std::string vdev_name(const std::string& device) { return device.substr(0, device.find(',')); }
+
+std::string error_text(int rc) { return std::string(rte_strerror(rc < 0 ? -rc : rc)); }
+
+std::string mac_text(const rte_ether_addr& a) {
+    char buf[RTE_ETHER_ADDR_FMT_SIZE];
+    rte_ether_format_addr(buf, sizeof buf, &a);
+    return buf;
+}
+
+}  // namespace
+
+// -- EAL --------------------------------------------------------------------------------
+
+void Runtime::Impl::start_eal() {
+    const uint32_t worker_count = engine_config.workers;
+    std::vector<std::string> args{"dplb"};
+    if (!options.lcores.empty()) {
+        args.insert(args.end(), {"--lcores", options.lcores});
+    } else {
+        // Main (Python), control and workers, all free to run on every CPU: a small
+        // machine still runs everything; production configs pin them.
+        unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+        args.insert(args.end(), {"--lcores", "(0-" + std::to_string(worker_count + 1) + ")@(0-" +
+                                                 std::to_string(cpus - 1) + ")"});
+    }
+    if (options.hugepages) {
+        args.insert(args.end(), {"--in-memory", "-m", std::to_string(options.memory_mb)});
+    } else {
+        args.insert(args.end(), {"--no-huge", "--no-shconf", "-m", std::to_string(options.memory_mb)});
+    }
+    args.insert(args.end(), {"--file-prefix", options.file_prefix});
+    bool any_pci = false;
+    for (const PortOptions& p : options.ports) {
+        if (is_pci_address(p.device)) {
+            args.insert(args.end(), {"-a", p.device});
+            any_pci = true;
+        } else {
+            std::string dev = p.device;
+            // af_packet spreads its queues with a kernel fanout group: one per worker.
+            if (dev.rfind("net_af_packet", 0) == 0 && dev.find("qpairs=") == std::string::npos) {
+                dev += ",qpairs=" + std::to_string(worker_count);
+            }
+            args.insert(args.end(), {"--vdev", dev});
+        }
+    }
+    if (!any_pci) args.emplace_back("--no-pci");
+    args.insert(args.end(), {"--log-level", "lib.eal:warning", "--log-level", "pmd.net:warning"});
+    args.insert(args.end(), options.extra_eal_args.begin(), options.extra_eal_args.end());
+
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(argv.size() - 1), argv.data()) < 0) {
+        throw std::runtime_error("DPDK EAL failed to start: " + error_text(rte_errno) +
+                                 " (is another dplb running with the same file prefix, or memory short?)");
+    }
+    eal_started = true;
+    if (rte_lcore_count() < worker_count + 2) {
+        throw std::runtime_error("lcores: " + std::to_string(worker_count) + " workers need " +
+                                 std::to_string(worker_count + 2) +
+                                 " lcores (main, control, workers), EAL has " + std::to_string(rte_lcore_count()));
+    }
+}
+
+// -- ports --------------------------------------------------------------------------------
+
+void Runtime::Impl::setup_port(size_t index) {
+    RuntimePort& rp = ports[index];
+    const std::string name = is_pci_address(rp.device) ? rp.device : vdev_name(rp.device);
+    uint16_t port_id;
+    if (rte_eth_dev_get_port_by_name(name.c_str(), &port_id) != 0) {
+        throw std::runtime_error("ports[" + std::to_string(index) + "].device: no DPDK port '" + name +
+                                 "' (wrong PCI address, driver not bound, or bad vdev string)");
+    }
+    rp.port_id = port_id;
+    if (engine_port_of.size() <= port_id) engine_port_of.resize(port_id + 1, -1);
+    engine_port_of[port_id] = static_cast<int>(index);
+
+    rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(port_id, &info);
+    if (rc != 0) throw std::runtime_error("port " + rp.name + ": cannot read device info: " + error_text(rc));
+    const uint32_t worker_count = engine_config.workers;
+    rp.rx_queues = static_cast<uint16_t>(std::min<uint32_t>(worker_count, info.max_rx_queues));
+    rp.tx_queues = static_cast<uint16_t>(std::min<uint32_t>(worker_count, info.max_tx_queues));
+    if (rp.rx_queues == 0 || rp.tx_queues == 0) throw std::runtime_error("port " + rp.name + ": device has no queues");
+    rp.shared_tx = rp.tx_queues < worker_count;
+    if (rp.shared_tx) {
+        rp.tx_locks = new std::array<rte_spinlock_t, RTE_MAX_QUEUES_PER_PORT>();
+        for (auto& l : *rp.tx_locks) rte_spinlock_init(&l);
+    }
+
+    int socket = rte_eth_dev_socket_id(port_id);
+    if (socket < 0) socket = 0;
+    unsigned mbufs = (kRxDescriptors + kTxDescriptors) * worker_count + 2 * kRingSize + 4096;
+    std::string pool_name = "dplb_pool_" + std::to_string(index);
+    rp.pool = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (rp.pool == nullptr) {
+        throw std::runtime_error("port " + rp.name + ": cannot allocate " + std::to_string(mbufs) +
+                                 " packet buffers: " + error_text(rte_errno) + " (raise dataplane.memory.size_mb)");
+    }
+
+    rte_eth_conf conf{};
+    static uint8_t rss_key[core::kRssKeySize];
+    std::memcpy(rss_key, core::kRssKey, sizeof rss_key);
+    if (rp.rx_queues > 1 && info.flow_type_rss_offloads != 0) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_key = rss_key;
+        conf.rx_adv_conf.rss_conf.rss_key_len = sizeof rss_key;
+        conf.rx_adv_conf.rss_conf.rss_hf =
+            (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    rc = rte_eth_dev_configure(port_id, rp.rx_queues, rp.tx_queues, &conf);
+    if (rc != 0) throw std::runtime_error("port " + rp.name + ": configure failed: " + error_text(rc));
+    uint16_t rx_desc = kRxDescriptors, tx_desc = kTxDescriptors;
+    rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rx_desc, &tx_desc);
+    for (uint16_t q = 0; q < rp.rx_queues; ++q) {
+        rc = rte_eth_rx_queue_setup(port_id, q, rx_desc, static_cast<unsigned>(socket), nullptr, rp.pool);
+        if (rc != 0) throw std::runtime_error("port " + rp.name + ": RX queue setup failed: " + error_text(rc));
+    }
+    for (uint16_t q = 0; q < rp.tx_queues; ++q) {
+        rc = rte_eth_tx_queue_setup(port_id, q, tx_desc, static_cast<unsigned>(socket), nullptr);
+        if (rc != 0) throw std::runtime_error("port " + rp.name + ": TX queue setup failed: " + error_text(rc));
+    }
+    rc = rte_eth_dev_start(port_id);
+    if (rc != 0) throw std::runtime_error("port " + rp.name + ": start failed: " + error_text(rc));
+    rp.started = true;
+
+    rte_ether_addr mac;
+    rte_eth_macaddr_get(port_id, &mac);
+    std::memcpy(engine_config.ports[index].mac.data(), mac.addr_bytes, 6);
+
+    std::string ring_name = "dplb_inject_" + std::to_string(index);
+    rp.inject = rte_ring_create(ring_name.c_str(), 1024, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (rp.inject == nullptr) throw std::runtime_error("port " + rp.name + ": cannot create ring");
+}
+
+// Where the NIC can steer by destination address, send each local address to its
+// worker's queue (rte_flow) and let RSS with dplb's key spread the inbound flows; else
+// the workers hand packets over (software steering, DESIGN section 4).
+void Runtime::Impl::setup_flow_steering(size_t index) {
+    RuntimePort& rp = ports[index];
+    const core::PortConfig& pc = engine_config.ports[index];
+    if (rp.rx_queues < engine_config.workers || pc.local_addresses.empty()) return;
+    std::vector<rte_flow*> created;
+    for (uint32_t w = 0; w < pc.local_addresses.size(); ++w) {
+        for (const core::IpAddress& a : pc.local_addresses[w]) {
+            rte_flow_attr attr{};
+            attr.ingress = 1;
+            rte_flow_item_ipv4 v4{}, v4_mask{};
+            rte_flow_item_ipv6 v6{}, v6_mask{};
+            rte_flow_item pattern[3]{};
+            pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+            if (a.is_v4()) {
+                std::memcpy(&v4.hdr.dst_addr, a.v4(), 4);
+                v4_mask.hdr.dst_addr = 0xffffffff;
+                pattern[1] = {RTE_FLOW_ITEM_TYPE_IPV4, &v4, nullptr, &v4_mask};
+            } else {
+                std::memcpy(v6.hdr.dst_addr, a.v6(), 16);
+                std::memset(v6_mask.hdr.dst_addr, 0xff, 16);
+                pattern[1] = {RTE_FLOW_ITEM_TYPE_IPV6, &v6, nullptr, &v6_mask};
+            }
+            pattern[2].type = RTE_FLOW_ITEM_TYPE_END;
+            rte_flow_action_queue queue{static_cast<uint16_t>(w)};
+            rte_flow_action actions[2]{};
+            actions[0] = {RTE_FLOW_ACTION_TYPE_QUEUE, &queue};
+            actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+            rte_flow_error err{};
+            rte_flow* flow = nullptr;
+            if (rte_flow_validate(rp.port_id, &attr, pattern, actions, &err) == 0) {
+                flow = rte_flow_create(rp.port_id, &attr, pattern, actions, &err);
+            }
+            if (flow == nullptr) {
+                for (rte_flow* f : created) rte_flow_destroy(rp.port_id, f, &err);
+                return;  // software steering
+            }
+            created.push_back(flow);
+        }
+    }
+    rp.flow_steering = true;
+}
+
+void Runtime::Impl::open_kernel_interface(RuntimePort& rp) {
+    if (rp.kernel_interface.empty()) return;
+    if (rp.kernel_interface.size() >= IFNAMSIZ) {
+        throw std::runtime_error("port " + rp.name + ": kernel interface name '" + rp.kernel_interface + "' too long");
+    }
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("port " + rp.name + ": cannot open /dev/net/tun: " + strerror(errno));
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    std::strncpy(ifr.ifr_name, rp.kernel_interface.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        throw std::runtime_error("port " + rp.name + ": cannot create kernel interface " + rp.kernel_interface + ": " +
+                                 strerror(e) + (e == EBUSY ? " (in use: is another dplb running?)" : ""));
+    }
+    rp.tap_fd = fd;
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq hw{};
+    std::strncpy(hw.ifr_name, rp.kernel_interface.c_str(), IFNAMSIZ - 1);
+    hw.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    size_t index = &rp - ports.data();
+    std::memcpy(hw.ifr_hwaddr.sa_data, engine_config.ports[index].mac.data(), 6);
+    bool ok = ioctl(sock, SIOCSIFHWADDR, &hw) == 0;
+    ifreq up{};
+    std::strncpy(up.ifr_name, rp.kernel_interface.c_str(), IFNAMSIZ - 1);
+    ok = ok && ioctl(sock, SIOCGIFFLAGS, &up) == 0;
+    up.ifr_flags |= IFF_UP;
+    ok = ok && ioctl(sock, SIOCSIFFLAGS, &up) == 0;
+    int e = errno;
+    close(sock);
+    if (!ok) throw std::runtime_error("port " + rp.name + ": cannot set up " + rp.kernel_interface + ": " + strerror(e));
+}
+
+// -- start and stop -------------------------------------------------------------------------
+
+void Runtime::Impl::start() {
+    if (options.ports.size() != engine_config.ports.size()) {
+        throw std::runtime_error("runtime: port options do not match the engine's ports");
+    }
+    for (size_t i = 0; i < options.ports.size(); ++i) {
+        RuntimePort rp;
+        rp.name = engine_config.ports[i].name;
+        rp.device = options.ports[i].device;
+        rp.kernel_interface = options.ports[i].kernel_interface;
+        ports.push_back(rp);
+    }
+    start_eal();
+    for (size_t i = 0; i < ports.size(); ++i) setup_port(i);
+    try {
+        engine = std::make_unique<core::Engine>(engine_config);
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(e.what());
+    }
+    for (size_t i = 0; i < ports.size(); ++i) {
+        setup_flow_steering(i);
+        open_kernel_interface(ports[i]);
+    }
+
+    int socket = rte_socket_id() == static_cast<unsigned>(SOCKET_ID_ANY) ? 0 : static_cast<int>(rte_socket_id());
+    control.ring = rte_ring_create("dplb_control", kRingSize, socket, RING_F_SC_DEQ);
+    if (control.ring == nullptr) throw std::runtime_error("cannot create the control ring");
+    for (uint32_t w = 0; w < engine_config.workers; ++w) {
+        auto st = std::make_unique<WorkerState>();
+        st->id = w;
+        std::string name = "dplb_handover_" + std::to_string(w);
+        st->handover = rte_ring_create(name.c_str(), kRingSize, socket, RING_F_SC_DEQ);
+        if (st->handover == nullptr) throw std::runtime_error("cannot create hand-over ring " + name);
+        for (size_t p = 0; p < ports.size(); ++p) {
+            auto* buf = static_cast<rte_eth_dev_tx_buffer*>(
+                rte_zmalloc_socket("tx_buffer", RTE_ETH_TX_BUFFER_SIZE(kBurstSize), 0, socket));
+            if (buf == nullptr) throw std::runtime_error("cannot allocate TX buffers");
+            rte_eth_tx_buffer_init(buf, kBurstSize);
+            st->tx_buffers.push_back(buf);
+        }
+        workers.push_back(std::move(st));
+    }
+
+    running.store(true);
+    unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+    control.lcore = lcore;
+    if (rte_eal_remote_launch(control_main, this, lcore) != 0) throw std::runtime_error("cannot launch control lcore");
+    static std::vector<WorkerArgs> args;
+    args.clear();
+    args.reserve(workers.size());
+    for (auto& st : workers) {
+        lcore = rte_get_next_lcore(lcore, 1, 0);
+        st->lcore = lcore;
+        args.push_back({this, st.get()});
+        if (rte_eal_remote_launch(worker_main, &args.back(), lcore) != 0) {
+            throw std::runtime_error("cannot launch worker lcore " + std::to_string(lcore));
+        }
+    }
+    lcores_launched = true;
+}
+
+void Runtime::Impl::stop() {
+    running.store(false);
+    if (lcores_launched) {
+        rte_eal_mp_wait_lcore();
+        lcores_launched = false;
+    }
+    for (RuntimePort& rp : ports) {
+        if (rp.started) {
+            rte_eth_dev_stop(rp.port_id);
+            rte_eth_dev_close(rp.port_id);
+            rp.started = false;
+        }
+        if (rp.tap_fd >= 0) {
+            close(rp.tap_fd);  // a non-persistent TAP goes away with its last descriptor
+            rp.tap_fd = -1;
+        }
+        delete rp.tx_locks;
+        rp.tx_locks = nullptr;
+    }
+    if (eal_started) {
+        rte_eal_cleanup();
+        eal_started = false;
+    }
+}
+
+// -- Runtime ----------------------------------------------------------------------------------
+
+Runtime::Runtime(const core::EngineConfig& engine, const RuntimeOptions& options) : impl_(std::make_unique<Impl>()) {
+    impl_->engine_config = engine;
+    impl_->options = options;
+}
+
+Runtime::~Runtime() {
+    try {
+        impl_->stop();
+    } catch (...) {
+    }
+}
+
+void Runtime::start() {
+    try {
+        impl_->start();
+    } catch (...) {
+        impl_->stop();
+        throw;
+    }
+}
+
+void Runtime::stop() { impl_->stop(); }
+bool Runtime::running() const { return impl_->running.load(); }
+
+core::Engine& Runtime::engine() {
+    if (!impl_->engine) throw std::runtime_error("runtime not started");
+    return *impl_->engine;
+}
+
+std::string Runtime::mac_of(uint32_t port) const {
+    rte_ether_addr a;
+    std::memcpy(a.addr_bytes, impl_->engine_config.ports.at(port).mac.data(), 6);
+    return mac_text(a);
+}
+
+std::vector<PortStatus> Runtime::ports() const {
+    std::vector<PortStatus> out;
+    for (size_t i = 0; i < impl_->ports.size(); ++i) {
+        const RuntimePort& rp = impl_->ports[i];
+        PortStatus s;
+        s.name = rp.name;
+        s.device = rp.device;
+        s.kernel_interface = rp.kernel_interface;
+        s.mac = mac_of(static_cast<uint32_t>(i));
+        s.rx_queues = rp.rx_queues;
+        s.tx_queues = rp.tx_queues;
+        s.steering = rp.flow_steering ? "rte_flow" : "software";
+        if (rp.started) {
+            rte_eth_link link{};
+            if (rte_eth_link_get_nowait(rp.port_id, &link) == 0) {
+                s.link_up = link.link_status == RTE_ETH_LINK_UP;
+                s.speed_mbps = link.link_speed;
+            }
+            rte_eth_stats st{};
+            if (rte_eth_stats_get(rp.port_id, &st) == 0) {
+                s.rx_packets = st.ipackets;
+                s.tx_packets = st.opackets;
+                s.rx_bytes = st.ibytes;
+                s.tx_bytes = st.obytes;
+                s.rx_missed = st.imissed;
+                s.rx_errors = st.ierrors;
+                s.tx_errors = st.oerrors;
+                s.rx_nombuf = st.rx_nombuf;
+            }
+        }
+        out.push_back(s);
+    }
+    return out;
+}
+
+std::vector<WorkerStatus> Runtime::workers() const {
+    std::vector<WorkerStatus> out;
+    for (const auto& st : impl_->workers) {
+        out.push_back({st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(), st->tx_dropped.load(),
+                       st->handover_dropped.load()});
+    }
+    return out;
+}
+
+ControlStatus Runtime::control() const {
+    const ControlState& c = impl_->control;
+    return {c.lcore,           c.arp_replies.load(),     c.nd_replies.load(), c.to_kernel.load(),
+            c.from_kernel.load(), c.resolutions_sent.load(), c.dropped.load()};
+}
+
+}  // namespace dplb::dpdk

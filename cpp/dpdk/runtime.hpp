@@ -1,0 +1,90 @@
+// Runtime: the DPDK node around the engine (DESIGN section 1). EAL, ports, one RX/TX
+// queue per worker where the device has them, worker lcores (rx burst -> engine -> tx
+// burst) with software steering rings, and a control lcore for ARP/ND and the exception
+// path to the kernel. The header has no DPDK types, so the bindings stay thin.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/engine.hpp"
+
+namespace dplb::dpdk {
+
+struct PortOptions {
+    std::string device;            // PCI address or DPDK vdev string
+    std::string kernel_interface;  // TAP for the exception path; empty = none
+};
+
+struct RuntimeOptions {
+    std::vector<PortOptions> ports;  // in the order of EngineConfig::ports
+    bool hugepages = false;          // hugepages with --in-memory, else --no-huge --no-shconf
+    uint32_t memory_mb = 256;
+    std::string lcores;              // EAL --lcores value; empty: main, control, workers floating
+    uint32_t idle_sleep_us = 50;     // 0: busy polling
+    std::string file_prefix = "dplb";
+    std::vector<std::string> extra_eal_args;
+};
+
+struct PortStatus {
+    std::string name;
+    std::string device;
+    std::string kernel_interface;
+    std::string mac;
+    bool link_up = false;
+    uint32_t speed_mbps = 0;
+    uint16_t rx_queues = 0;
+    uint16_t tx_queues = 0;
+    std::string steering;  // "rte_flow" or "software"
+    uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;
+    uint64_t rx_missed = 0, rx_errors = 0, tx_errors = 0, rx_nombuf = 0;
+};
+
+struct WorkerStatus {
+    uint32_t id = 0;
+    uint32_t lcore = 0;
+    uint64_t busy_polls = 0;
+    uint64_t idle_polls = 0;
+    uint64_t tx_dropped = 0;      // TX queue full
+    uint64_t handover_dropped = 0;
+};
+
+struct ControlStatus {
+    uint32_t lcore = 0;
+    uint64_t arp_replies = 0;
+    uint64_t nd_replies = 0;
+    uint64_t to_kernel = 0;
+    uint64_t from_kernel = 0;
+    uint64_t resolutions_sent = 0;
+    uint64_t dropped = 0;
+};
+
+class Runtime {
+public:
+    Runtime(const core::EngineConfig& engine, const RuntimeOptions& options);
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // Starts EAL, ports, the kernel interfaces and the lcores. Throws std::runtime_error
+    // saying what failed. Once per process (EAL cannot start twice).
+    void start();
+    // Stops the lcores, closes ports and kernel interfaces, releases EAL memory.
+    void stop();
+    bool running() const;
+
+    core::Engine& engine();
+    std::vector<PortStatus> ports() const;
+    std::vector<WorkerStatus> workers() const;
+    ControlStatus control() const;
+    std::string mac_of(uint32_t port) const;
+
+    struct Impl;  // runtime_impl.hpp: shared by the lcore loops
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dplb::dpdk

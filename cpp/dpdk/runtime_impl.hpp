@@ -1,0 +1,94 @@
+// Runtime::Impl: the state the runtime's lcores share (internal to cpp/dpdk).
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/engine.hpp"
+#include "dpdk/runtime.hpp"
+
+namespace dplb::dpdk {
+
+inline constexpr uint16_t kBurstSize = 32;
+
+struct RuntimePort {
+    uint16_t port_id = 0;
+    std::string name;
+    std::string device;
+    std::string kernel_interface;
+    int tap_fd = -1;
+    rte_mempool* pool = nullptr;
+    uint16_t rx_queues = 0;
+    uint16_t tx_queues = 0;
+    bool shared_tx = false;  // fewer TX queues than workers: queues are locked
+    std::array<rte_spinlock_t, RTE_MAX_QUEUES_PER_PORT>* tx_locks = nullptr;
+    bool flow_steering = false;
+    rte_ring* inject = nullptr;  // frames from the control lcore, sent by worker 0
+    bool started = false;
+};
+
+struct alignas(64) WorkerState {
+    uint32_t id = 0;
+    uint32_t lcore = 0;
+    rte_ring* handover = nullptr;  // frames other workers hand to this one
+    std::vector<rte_eth_dev_tx_buffer*> tx_buffers;  // per port
+    std::atomic<uint64_t> busy_polls{0};
+    std::atomic<uint64_t> idle_polls{0};
+    std::atomic<uint64_t> tx_dropped{0};
+    std::atomic<uint64_t> handover_dropped{0};
+};
+
+struct ControlState {
+    uint32_t lcore = 0;
+    rte_ring* ring = nullptr;  // frames the workers pass to the control path
+    std::atomic<uint64_t> arp_replies{0};
+    std::atomic<uint64_t> nd_replies{0};
+    std::atomic<uint64_t> to_kernel{0};
+    std::atomic<uint64_t> from_kernel{0};
+    std::atomic<uint64_t> resolutions_sent{0};
+    std::atomic<uint64_t> dropped{0};
+};
+
+struct Runtime::Impl {
+    core::EngineConfig engine_config;
+    RuntimeOptions options;
+    std::unique_ptr<core::Engine> engine;
+    std::vector<RuntimePort> ports;
+    std::vector<int> engine_port_of;  // DPDK port id -> engine port index (-1: not ours)
+    std::vector<std::unique_ptr<WorkerState>> workers;
+    ControlState control;
+    std::atomic<bool> running{false};
+    bool eal_started = false;
+    bool lcores_launched = false;
+
+    void start();
+    void stop();
+    void start_eal();
+    void setup_port(size_t index);
+    void setup_flow_steering(size_t index);
+    void open_kernel_interface(RuntimePort& port);
+};
+
+// The lcore entry points (worker_loop.cpp, control_loop.cpp).
+int worker_main(void* arg);
+int control_main(void* arg);
+
+struct WorkerArgs {
+    Runtime::Impl* rt;
+    WorkerState* state;
+};
+
+// Monotonic nanoseconds (vDSO clock_gettime: cheap enough once per poll loop).
+uint64_t now_ns();
+// Sleeps for `us` microseconds (idle back-off).
+void idle_sleep(uint32_t us);
+
+}  // namespace dplb::dpdk

@@ -1,0 +1,170 @@
+// A worker lcore: rx burst from its queue of every port, hand-overs from other workers,
+// the engine, then tx through per-port buffers (DESIGN section 3). No locks unless the
+// device has fewer TX queues than workers; no syscalls but the idle back-off.
+#include <time.h>
+
+#include "dpdk/runtime_impl.hpp"
+
+namespace dplb::dpdk {
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
+}
+
+void idle_sleep(uint32_t us) {
+    timespec ts{0, long(us) * 1000};
+    nanosleep(&ts, nullptr);
+}
+
+namespace {
+
+constexpr uint32_t kIdleLoopsBeforeSleep = 64;
+constexpr uint64_t kClockEveryNs = 1'000'000;  // timers advance each millisecond
+
+class WorkerLoop {
+public:
+    WorkerLoop(Runtime::Impl& rt, WorkerState& st) : rt_(rt), st_(st), worker_(rt.engine->worker(st.id)) {}
+
+    void run() {
+        uint32_t idle = 0;
+        uint64_t last_clock = 0;
+        while (rt_.running.load(std::memory_order_relaxed)) {
+            uint64_t now = now_ns();
+            if (now - last_clock >= kClockEveryNs) {
+                worker_.set_clock(now);
+                last_clock = now;
+            }
+            uint32_t work = 0;
+            for (size_t p = 0; p < rt_.ports.size(); ++p) {
+                RuntimePort& port = rt_.ports[p];
+                if (st_.id >= port.rx_queues) continue;
+                rte_mbuf* mbufs[kBurstSize];
+                uint16_t n = rte_eth_rx_burst(port.port_id, static_cast<uint16_t>(st_.id), mbufs, kBurstSize);
+                if (n > 0) {
+                    handle(mbufs, n, static_cast<uint8_t>(p), false);
+                    work += n;
+                }
+            }
+            rte_mbuf* handed[kBurstSize];
+            unsigned got = rte_ring_sc_dequeue_burst(st_.handover, reinterpret_cast<void**>(handed), kBurstSize, nullptr);
+            if (got > 0) {
+                handle(handed, static_cast<uint16_t>(got), 0, true);
+                work += got;
+            }
+            if (st_.id == 0) work += send_injected();
+            if (work > 0) {
+                flush();
+                st_.busy_polls.fetch_add(1, std::memory_order_relaxed);
+                idle = 0;
+            } else {
+                st_.idle_polls.fetch_add(1, std::memory_order_relaxed);
+                if (++idle > kIdleLoopsBeforeSleep && rt_.options.idle_sleep_us > 0) {
+                    flush();
+                    idle_sleep(rt_.options.idle_sleep_us);
+                }
+            }
+        }
+        flush();
+    }
+
+private:
+    void handle(rte_mbuf** mbufs, uint16_t n, uint8_t port, bool handed_in) {
+        core::PacketView views[kBurstSize];
+        core::PacketView* ptrs[kBurstSize];
+        core::Action actions[kBurstSize];
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = mbufs[i];
+            uint8_t in_port = port;
+            if (handed_in) {
+                int idx = rt_.engine_port_of[m->port];
+                in_port = static_cast<uint8_t>(idx < 0 ? 0 : idx);
+            }
+            views[i] = core::PacketView{rte_pktmbuf_mtod(m, uint8_t*), m->data_len, rte_pktmbuf_headroom(m),
+                                        rte_pktmbuf_tailroom(m), in_port};
+            ptrs[i] = &views[i];
+        }
+        worker_.process_burst(ptrs, actions, n, handed_in);
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = mbufs[i];
+            const core::Action& a = actions[i];
+            switch (a.verdict) {
+                case core::Verdict::transmit: {
+                    // The engine may have moved the start or changed the length.
+                    m->data_off = static_cast<uint16_t>(views[i].data - static_cast<uint8_t*>(m->buf_addr));
+                    m->data_len = static_cast<uint16_t>(views[i].len);
+                    m->pkt_len = views[i].len;
+                    transmit(a.port, m);
+                    break;
+                }
+                case core::Verdict::hand_over:
+                    if (rte_ring_mp_enqueue(rt_.workers[a.worker]->handover, m) != 0) {
+                        st_.handover_dropped.fetch_add(1, std::memory_order_relaxed);
+                        rte_pktmbuf_free(m);
+                    }
+                    break;
+                case core::Verdict::control:
+                    if (rte_ring_mp_enqueue(rt_.control.ring, m) != 0) {
+                        rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+                        rte_pktmbuf_free(m);
+                    }
+                    break;
+                default:
+                    rte_pktmbuf_free(m);
+                    break;
+            }
+        }
+    }
+
+    void transmit(uint8_t port_index, rte_mbuf* m) {
+        RuntimePort& port = rt_.ports[port_index];
+        uint16_t queue = static_cast<uint16_t>(st_.id % port.tx_queues);
+        if (port.shared_tx) {
+            rte_spinlock_t& lock = (*port.tx_locks)[queue];
+            rte_spinlock_lock(&lock);
+            uint16_t sent = rte_eth_tx_burst(port.port_id, queue, &m, 1);
+            rte_spinlock_unlock(&lock);
+            if (sent == 0) {
+                st_.tx_dropped.fetch_add(1, std::memory_order_relaxed);
+                rte_pktmbuf_free(m);
+            }
+            return;
+        }
+        rte_eth_tx_buffer(port.port_id, queue, st_.tx_buffers[port_index], m);
+    }
+
+    uint32_t send_injected() {
+        uint32_t total = 0;
+        for (size_t p = 0; p < rt_.ports.size(); ++p) {
+            rte_mbuf* mbufs[kBurstSize];
+            unsigned n = rte_ring_sc_dequeue_burst(rt_.ports[p].inject, reinterpret_cast<void**>(mbufs), kBurstSize,
+                                                   nullptr);
+            for (unsigned i = 0; i < n; ++i) transmit(static_cast<uint8_t>(p), mbufs[i]);
+            total += n;
+        }
+        return total;
+    }
+
+    void flush() {
+        for (size_t p = 0; p < rt_.ports.size(); ++p) {
+            RuntimePort& port = rt_.ports[p];
+            if (port.shared_tx) continue;
+            rte_eth_tx_buffer_flush(port.port_id, static_cast<uint16_t>(st_.id % port.tx_queues), st_.tx_buffers[p]);
+        }
+    }
+
+    Runtime::Impl& rt_;
+    WorkerState& st_;
+    core::Worker& worker_;
+};
+
+}  // namespace
+
+int worker_main(void* arg) {
+    auto* args = static_cast<WorkerArgs*>(arg);
+    WorkerLoop(*args->rt, *args->state).run();
+    return 0;
+}
+
+}  // namespace dplb::dpdk
