@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   python3 python3-dev python3-venv python3-pip
   libgtest-dev libdpdk-dev dpdk-dev
-  iproute2 ethtool
+  iproute2 ethtool iputils-ping curl nftables
 )
 
 missing=()

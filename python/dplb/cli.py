@@ -25,6 +25,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from dplb.node import run
+
+    return run(args.config)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dplb", description="dplb: Layer-4 full-NAT load balancer"
@@ -33,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a node config file")
     check.add_argument("config", help="path to the node config (YAML)")
     check.set_defaults(func=_check_config)
+    run = sub.add_parser("run", help="run a node: the DPDK data plane with its control plane")
+    run.add_argument("--config", required=True, help="path to the node config (YAML)")
+    run.set_defaults(func=_run)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -98,6 +98,11 @@ class PortSection(ConfigModel):
     mac: Annotated[str, Field(pattern=MAC_PATTERN)] | None = None
     # One list per worker: the SNAT addresses that worker owns on this port.
     local_addresses: list[list[IPvAnyAddress]] = []
+    # The kernel side of the port (exception path: ping, ssh, BGP, health checks). Default:
+    # "<node>-<port>" cut to 15 characters; "" for none.
+    kernel_interface: Annotated[str, Field(max_length=15, pattern=r"^[A-Za-z0-9_.-]*$")] | None = (
+        None
+    )
 
 
 class MemorySection(ConfigModel):
@@ -171,6 +176,9 @@ class ServiceSection(ConfigModel):
     protocol: Literal["tcp", "udp"] = "tcp"
     scheduler: Literal["rr", "wrr", "wlc", "maglev"] = "wlc"
     client_address: Literal["none", "toa", "proxy-v1", "proxy-v2"] = "none"
+    # A client that sends its own PROXY header (dplb behind another proxy): "refuse" resets
+    # the connection; "trust" passes on the addresses that header names, in dplb's own.
+    proxy_protocol_from_client: Literal["refuse", "trust"] = "refuse"
     nic: str | None = None
     maglev_table_size: Annotated[int, Strict(), Field(ge=7, le=16_777_259)] = 65537
     timeouts: TimeoutOverrides = TimeoutOverrides()
@@ -264,6 +272,13 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
             )
         if svc.protocol == "udp" and svc.client_address != "none":
             errors.append((f"{where}.client_address", "TOA and PROXY protocol need protocol tcp"))
+        if svc.proxy_protocol_from_client == "trust" and not svc.client_address.startswith("proxy"):
+            errors.append(
+                (
+                    f"{where}.proxy_protocol_from_client",
+                    "trust needs client_address proxy-v1 or proxy-v2",
+                )
+            )
         reals_seen: dict[tuple[IPAddress, int], int] = {}
         for j, real in enumerate(svc.reals):
             if real.address.version != svc.vip.version:
