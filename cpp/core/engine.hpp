@@ -55,6 +55,13 @@ struct RealCounters {
 
 class Engine;
 
+// A next hop whose MAC a session needs and the neighbour table lacks: the worker asks,
+// the control side sends ARP or a neighbour solicitation.
+struct NeighbourRequest {
+    uint8_t port = 0;
+    IpAddress ip;
+};
+
 class alignas(64) Worker {
 public:
     Worker(Engine& engine, uint32_t id);
@@ -81,6 +88,8 @@ public:
     }
 
     uint32_t id() const { return id_; }
+    // Control side: the next request for a neighbour resolution, if any.
+    bool take_neighbour_request(NeighbourRequest& out) { return neighbour_requests_.pop(out); }
     const WorkerStats& stats() const { return stats_; }
     const SessionTable& sessions() const { return table_; }
     const std::vector<RealCounters>& real_counters() const { return reals_; }
@@ -116,6 +125,14 @@ private:
     Action transmit(PacketView& pkt, uint8_t port);
     uint32_t run_commands();                   // worker_commands.cpp
     bool reset_session(const FlowKey& inbound);  // worker_commands.cpp
+    // TOA and PROXY protocol (worker_client_address.cpp): the packet path of sessions that
+    // carry kSessionClientAddress, apart from the hot path of the others.
+    void init_client_address(Session& s, const ServiceEntry& svc);
+    Action inbound_client_address(PacketView& pkt, const ParsedPacket& p, SessionRef ref);
+    Action outbound_client_address(PacketView& pkt, const ParsedPacket& p, SessionRef ref);
+    Action refuse_connection(PacketView& pkt, ParsedPacket& q, SessionRef ref);
+    Action answer_refused(PacketView& pkt, ParsedPacket& q, SessionRef ref, Direction from);
+    Action deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direction dir);
 
     Engine& engine_;
     uint32_t id_;
@@ -130,6 +147,7 @@ private:
     std::vector<RealCounters> reals_;        // per real slot
     std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
     std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
+    SpscRing<NeighbourRequest, 64> neighbour_requests_;  // to the control side
     std::atomic<uint64_t> seen_generation_{0};
     WorkerCommandRing commands_;  // the control side produces, this worker consumes
     friend class Engine;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/client_address.hpp"
 #include "core/nat_rewrite.hpp"
 
 namespace dplb::core {
@@ -172,6 +173,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     if (!(s.flags & kSessionMacToReal)) [[unlikely]] {
         return drop(DropReason::no_neighbour);
     }
+    if (s.flags & kSessionClientAddress) [[unlikely]] return inbound_client_address(pkt, p, ref);
     rewrite_full_nat(pkt.data, p, Endpoint{s.outbound.dst, s.outbound.dst_port},
                      Endpoint{s.outbound.src, s.outbound.src_port});
     if (tcp) {
@@ -196,6 +198,7 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
     if (!(s.flags & kSessionMacToClient)) [[unlikely]] {
         return drop(DropReason::no_neighbour);
     }
+    if (s.flags & kSessionClientAddress) [[unlikely]] return outbound_client_address(pkt, p, ref);
     rewrite_full_nat(pkt.data, p, Endpoint{s.inbound.dst, s.inbound.dst_port},
                      Endpoint{s.inbound.src, s.inbound.src_port});
     if (p.key.proto == kTcp) {
@@ -274,6 +277,9 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     s.port_to_real = to_real->port;
     s.port_to_client = to_client->port;
     s.state = p.key.proto == kTcp ? TcpState::syn_sent : TcpState::none;
+    if (svc.client_address != ClientAddressMode::none && p.key.proto == kTcp) [[unlikely]] {
+        init_client_address(s, svc);
+    }
     std::copy(svc.timeouts.seconds.begin(), svc.timeouts.seconds.end(), s.timeouts_s);
     s.created_tick = now_tick_;
     s.neighbour_generation = 0;  // resolve on first use
@@ -297,6 +303,7 @@ bool Worker::resolve_macs(Session& s) {
         s.flags |= kSessionMacToReal;
     } else {
         both = false;
+        if (to_real) neighbour_requests_.push({to_real->port, to_real->next_hop});  // full: asked already
     }
     auto to_client = engine_.routes_.lookup(s.inbound.src);
     mac = to_client ? engine_.neighbours_.lookup(to_client->port, to_client->next_hop) : std::nullopt;
@@ -305,6 +312,7 @@ bool Worker::resolve_macs(Session& s) {
         s.flags |= kSessionMacToClient;
     } else {
         both = false;
+        if (to_client) neighbour_requests_.push({to_client->port, to_client->next_hop});
     }
     // Only a complete answer is remembered; a partial one is tried again next packet.
     if (both) s.neighbour_generation = generation;
@@ -393,6 +401,11 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
     uint8_t port;
     const uint8_t* mac;
     if (want == Direction::outbound) {
+        if ((s.flags & kSessionClientAddress) && (s.ca_flags & kCaHeaderSent)) [[unlikely]] {
+            // It quotes a segment in the real's numbering; the client checks its own.
+            const uint32_t quoted_l4 = inner_offset + inner.l4_offset;
+            unshift_quoted_seq(pkt.data + quoted_l4, ip_end - quoted_l4, seq_shift_of(s));
+        }
         // The quoted packet becomes the one the client sent (client:cport -> VIP:vport).
         translate_icmp_error(pkt.data, ip_end, p, inner_offset, inner, s.inbound.dst, s.inbound.src,
                              Endpoint{s.inbound.src, s.inbound.src_port}, Endpoint{s.inbound.dst, s.inbound.dst_port});

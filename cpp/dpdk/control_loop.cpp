@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 
 #include "core/checksum.hpp"
@@ -46,6 +47,7 @@ public:
             for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
             work += n;
             for (size_t p = 0; p < rt_.ports.size(); ++p) work += from_kernel(static_cast<uint8_t>(p));
+            work += answer_neighbour_requests();
             resolve_next_hops();
             if (work == 0) idle_sleep(rt_.options.idle_sleep_us > 0 ? rt_.options.idle_sleep_us : 20);
         }
@@ -291,6 +293,37 @@ private:
         }
     }
 
+    // Next hops the workers found missing (a client's first packet, a new real): ask at
+    // once, then at most every 200 ms per address.
+    uint32_t answer_neighbour_requests() {
+        uint32_t count = 0;
+        const uint64_t now = now_ns();
+        for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+            core::NeighbourRequest req;
+            while (count < 256 && engine_.worker(w).take_neighbour_request(req)) {
+                ++count;
+                if (engine_.neighbours().lookup(req.port, req.ip)) continue;
+                uint64_t& last = asked_[key_of(req.port, req.ip)];
+                if (last != 0 && now - last < 200'000'000ULL) continue;
+                last = now;
+                if (req.ip.is_v4()) {
+                    send_arp(req.port, RTE_ARP_OP_REQUEST, port_address(req.port, true), req.ip, MacAddress{});
+                } else {
+                    send_ns(req.port, req.ip);
+                }
+                rt_.control.resolutions_sent.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        if (asked_.size() > 65536) asked_.clear();  // bounded: old entries only rate-limit
+        return count;
+    }
+
+    static std::string key_of(uint8_t port, const IpAddress& ip) {
+        std::string k(reinterpret_cast<const char*>(ip.bytes.data()), 16);
+        k.push_back(static_cast<char>(port));
+        return k;
+    }
+
     // Gratuitous ARP for the VIPs and local addresses, so neighbours learn them at start.
     void announce() {
         for (size_t p = 0; p < rt_.ports.size(); ++p) {
@@ -308,6 +341,7 @@ private:
     Runtime::Impl& rt_;
     core::Engine& engine_;
     std::vector<NextHop> next_hops_;
+    std::unordered_map<std::string, uint64_t> asked_;  // (address, port) -> when last asked
     uint64_t last_resolve_ = 0;
     uint64_t services_generation_ = 0;
 };

@@ -188,9 +188,11 @@ class Node:
         )
         stats = self.runtime.worker_stats()
         for w, ws in zip(self.runtime.workers(), stats, strict=True):
+            drops = ", ".join(f"{k} {v}" for k, v in ws["drops"].items() if v) or "none"
             lines.append(
                 f"worker {w['id']}: lcore {w['lcore']} sessions {ws['sessions']}/{ws['session_capacity']} "
-                f"rx {ws['rx_packets']} tx {ws['tx_packets']}"
+                f"rx {ws['rx_packets']} tx {ws['tx_packets']} handed over {ws['handed_over']} "
+                f"in {ws['handed_in']} drops: {drops}"
             )
         return lines
 
