@@ -151,6 +151,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
         e.proto = s.proto;
         e.scheduler_kind = s.scheduler;
         e.client_address = s.client_address;
+        e.proxy_from_client = s.proxy_from_client;
         e.timeouts = s.timeouts;
         e.maglev_table_size = s.maglev_table_size;
         for (const RealConfig& r : s.reals) e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});
@@ -187,8 +188,15 @@ void Engine::reclaim_locked() {
     uint64_t oldest_seen = UINT64_MAX;
     for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation_.load(std::memory_order_acquire));
     const ServiceTable* current = current_.load(std::memory_order_acquire);
+    // The control lcore reads the current table too (for ARP: is this a VIP?) without
+    // taking part in the workers' quiescence: the newest retired table is kept one more
+    // round, so a read that began just before a swap always finishes on live memory.
+    uint64_t newest_retired = 0;
+    for (const auto& t : tables_) {
+        if (t.get() != current) newest_retired = std::max(newest_retired, t->generation());
+    }
     std::erase_if(tables_, [&](const std::unique_ptr<ServiceTable>& t) {
-        return t.get() != current && t->generation() < oldest_seen;
+        return t.get() != current && t->generation() < oldest_seen && t->generation() != newest_retired;
     });
 }
 

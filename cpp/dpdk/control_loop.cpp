@@ -24,6 +24,8 @@ using core::MacAddress;
 
 constexpr uint64_t kResolveEveryNs = 1'000'000'000ULL;  // unresolved next hops: each second
 constexpr uint64_t kRefreshEveryNs = 30'000'000'000ULL;  // resolved ones: each 30 s
+constexpr uint64_t kAgingEveryNs = 10'000'000'000ULL;
+constexpr uint64_t kNeighbourMaxAgeNs = 300'000'000'000ULL;  // 5 minutes, as ARP caches go
 constexpr uint8_t kIcmp6NeighbourSolicit = 135;
 constexpr uint8_t kIcmp6NeighbourAdvert = 136;
 
@@ -49,6 +51,7 @@ public:
             for (size_t p = 0; p < rt_.ports.size(); ++p) work += from_kernel(static_cast<uint8_t>(p));
             work += answer_neighbour_requests();
             resolve_next_hops();
+            age_neighbours();
             if (work == 0) idle_sleep(rt_.options.idle_sleep_us > 0 ? rt_.options.idle_sleep_us : 20);
         }
     }
@@ -101,7 +104,7 @@ private:
         MacAddress sender_mac;
         std::memcpy(sender_mac.data(), arp->arp_data.arp_sha.addr_bytes, 6);
         if (!(sender == IpAddress::from_v4(reinterpret_cast<const uint8_t*>("\0\0\0\0")))) {
-            engine_.neighbours().set(port, sender, sender_mac);
+            learn(port, sender, sender_mac);
         }
         if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) || !owns(port, target)) return false;
         send_arp(port, RTE_ARP_OP_REPLY, target, sender, sender_mac);
@@ -122,7 +125,7 @@ private:
                 MacAddress mac;
                 std::memcpy(mac.data(), icmp + off + 2, 6);
                 const IpAddress& who = p.icmp_type == kIcmp6NeighbourSolicit ? p.key.src : target;
-                if (who.v6()[0] != 0 || who.v6()[1] != 0) engine_.neighbours().set(port, who, mac);
+                if (who.v6()[0] != 0 || who.v6()[1] != 0) learn(port, who, mac);
             }
         }
         (void)len;
@@ -132,6 +135,28 @@ private:
         send_na(port, target, p.key.src, to_mac);
         rt_.control.nd_replies.fetch_add(1, std::memory_order_relaxed);
         return true;
+    }
+
+    void learn(uint8_t port, const IpAddress& ip, const MacAddress& mac) {
+        engine_.neighbours().set(port, ip, mac);
+        confirmed_[key_of(port, ip)] = now_ns();
+    }
+
+    // Neighbours not heard from for kNeighbourMaxAgeNs are forgotten: a next hop the data
+    // path still needs is asked for again (refreshes keep the ones in use confirmed).
+    void age_neighbours() {
+        const uint64_t now = now_ns();
+        if (now - last_aging_ < kAgingEveryNs) return;
+        last_aging_ = now;
+        for (const core::NeighbourTable::Entry& e : engine_.neighbours().entries()) {
+            auto it = confirmed_.find(key_of(e.port, e.ip));
+            if (it == confirmed_.end()) {
+                confirmed_[key_of(e.port, e.ip)] = now;  // learned before we kept time
+            } else if (now - it->second > kNeighbourMaxAgeNs) {
+                engine_.neighbours().remove(e.port, e.ip);
+                confirmed_.erase(it);
+            }
+        }
     }
 
     // -- the exception path ---------------------------------------------------------
@@ -341,7 +366,9 @@ private:
     Runtime::Impl& rt_;
     core::Engine& engine_;
     std::vector<NextHop> next_hops_;
-    std::unordered_map<std::string, uint64_t> asked_;  // (address, port) -> when last asked
+    std::unordered_map<std::string, uint64_t> asked_;      // (address, port) -> when last asked
+    std::unordered_map<std::string, uint64_t> confirmed_;  // (address, port) -> when last heard
+    uint64_t last_aging_ = 0;
     uint64_t last_resolve_ = 0;
     uint64_t services_generation_ = 0;
 };

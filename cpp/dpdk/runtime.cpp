@@ -178,6 +178,18 @@ void Runtime::Impl::setup_flow_steering(size_t index) {
     RuntimePort& rp = ports[index];
     const core::PortConfig& pc = engine_config.ports[index];
     if (rp.rx_queues < engine_config.workers || pc.local_addresses.empty()) return;
+    // The redirection table must put a hash where the engine's owner function does:
+    // entry i -> (i mod 128) mod workers, as core::rss_owner reads the low 7 bits. A
+    // device that cannot hold that stays with software steering.
+    rte_eth_dev_info info;
+    if (rte_eth_dev_info_get(rp.port_id, &info) != 0 || info.reta_size < core::kRetaSize) return;
+    std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE);
+    for (uint32_t i = 0; i < info.reta_size; ++i) {
+        auto& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+        group.mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = static_cast<uint16_t>((i & (core::kRetaSize - 1)) % engine_config.workers);
+    }
+    if (rte_eth_dev_rss_reta_update(rp.port_id, reta.data(), info.reta_size) != 0) return;
     std::vector<rte_flow*> created;
     for (uint32_t w = 0; w < pc.local_addresses.size(); ++w) {
         for (const core::IpAddress& a : pc.local_addresses[w]) {
