@@ -14,6 +14,9 @@ from scapy.packet import Packet
 
 from dplb import Engine
 
+# Fixtures of the management tests (node, client): tests/api_helpers.py.
+pytest_plugins = ["api_helpers"]
+
 CLIENT_GW_MAC = "0a:00:00:00:01:fe"
 REAL_MACS = {
     "10.0.2.11": "0a:00:00:00:02:11",

@@ -25,6 +25,9 @@ py::dict stats_dict(const WorkerStats& s) {
     d["handed_in"] = s.handed_in;
     d["to_control"] = s.to_control;
     d["icmp_translated"] = s.icmp_translated;
+#define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name;
+    DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
+#undef DPLB_CLIENT_ADDRESS_ITEM
     py::dict drops;
     for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i];
     d["drops"] = drops;

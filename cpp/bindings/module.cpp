@@ -185,6 +185,9 @@ PYBIND11_MODULE(_core, m) {
         .value("toa", ClientAddressMode::toa)
         .value("proxy_v1", ClientAddressMode::proxy_v1)
         .value("proxy_v2", ClientAddressMode::proxy_v2);
+    py::enum_<ProxyFromClient>(m, "ProxyFromClient")
+        .value("refuse", ProxyFromClient::refuse)
+        .value("trust", ProxyFromClient::trust);
 
     py::class_<RealConfig>(m, "RealConfig")
         .def(py::init<>())
@@ -203,6 +206,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("proto", &ServiceConfig::proto)
         .def_readwrite("scheduler", &ServiceConfig::scheduler)
         .def_readwrite("client_address", &ServiceConfig::client_address)
+        .def_readwrite("proxy_from_client", &ServiceConfig::proxy_from_client)
         .def_readwrite("maglev_table_size", &ServiceConfig::maglev_table_size)
         .def_property(
             "timeouts", [](const ServiceConfig& s) { return s.timeouts.seconds; },

@@ -24,7 +24,9 @@ namespace dplb::core {
     X(no_route, "no route toward the destination")                                  \
     X(no_neighbour, "next hop MAC address unknown")                                  \
     X(icmp_no_session, "ICMP error about no known session")                         \
-    X(handover_full, "hand-over ring to the owner worker full")
+    X(handover_full, "hand-over ring to the owner worker full")                     \
+    X(proxy_no_room, "no buffer room to insert the PROXY protocol header")           \
+    X(refused_connection, "RST toward a connection dplb reset (PROXY header refused)")
 
 enum class DropReason : uint8_t {
 #define DPLB_DROP_ENUM(name, text) name,

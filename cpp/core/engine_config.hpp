@@ -13,7 +13,10 @@
 
 namespace dplb::core {
 
-enum class ClientAddressMode : uint8_t { none, toa, proxy_v1, proxy_v2 };
+// What a PROXY-protocol service does with a client that sends its own PROXY header
+// (dplb behind another proxy): reset the connection, or trust the header and pass on the
+// addresses it names in dplb's own header.
+enum class ProxyFromClient : uint8_t { refuse, trust };
 
 struct Timeouts {
     // Seconds, indexed by TimeoutKind.
@@ -32,6 +35,7 @@ struct ServiceConfig {
     uint8_t proto = 6;  // 6 tcp, 17 udp
     SchedulerKind scheduler = SchedulerKind::wlc;
     ClientAddressMode client_address = ClientAddressMode::none;
+    ProxyFromClient proxy_from_client = ProxyFromClient::refuse;
     uint32_t maglev_table_size = kDefaultMaglevTableSize;
     Timeouts timeouts;
     std::vector<RealConfig> reals;

@@ -26,6 +26,7 @@ struct ServiceEntry {
     uint8_t proto = 0;
     SchedulerKind scheduler_kind = SchedulerKind::wlc;
     ClientAddressMode client_address = ClientAddressMode::none;
+    ProxyFromClient proxy_from_client = ProxyFromClient::refuse;
     Timeouts timeouts;
     uint32_t maglev_table_size = kDefaultMaglevTableSize;
     std::vector<RealEntry> reals;

@@ -29,6 +29,9 @@ inline constexpr size_t kTimeoutKinds = static_cast<size_t>(TimeoutKind::count_)
 
 inline constexpr uint32_t kNoIndex = 0xffffffffu;
 
+// How a service passes the client's address to its reals (DESIGN section 5).
+enum class ClientAddressMode : uint8_t { none, toa, proxy_v1, proxy_v2 };
+
 // Laid out by temperature: a packet of an established flow touches lines 0 and 1 only
 // (lookup key, MACs, expiry; the other tuple, state, byte counters); line 2 holds what
 // changes on state changes, timer refiling and expiry.
@@ -58,15 +61,35 @@ struct alignas(64) Session {
     uint16_t local_address;         // index of the worker's local address (port pool)
     uint16_t pad0;
     uint32_t timeouts_s[kTimeoutKinds];  // the service's timeouts when the session began
+    // Client-address pass-through (client_address.hpp), read only with kSessionClientAddress.
+    uint32_t client_isn;            // the sequence number of the client's SYN
+    int32_t seq_delta;              // PROXY: bytes dplb added to the client's stream (ours - theirs)
+    ClientAddressMode ca_mode;
+    uint8_t ca_flags;               // kCa* bits
+    uint8_t ca_header_len;          // PROXY: length of dplb's header (0 until one is decided)
+    uint8_t pad1[5];
 };
 static_assert(sizeof(Session) == 192, "a session is three cache lines");
 static_assert(offsetof(Session, outbound) == 64, "the second tuple starts line 1");
 static_assert(offsetof(Session, timer_prev) == 128, "cold fields start line 2");
+static_assert(offsetof(Session, client_isn) >= 128, "client-address state stays out of the hot lines");
 
 inline constexpr uint8_t kSessionFinFromClient = 0x01;
 inline constexpr uint8_t kSessionFinFromReal = 0x02;
 inline constexpr uint8_t kSessionMacToReal = 0x04;    // mac_to_real is known
 inline constexpr uint8_t kSessionMacToClient = 0x08;  // mac_to_client is known
+// Packets take the client-address path (TOA, PROXY protocol) of worker_client_address.cpp.
+// Set at creation for such services; a TOA session drops it once the real has shown that
+// its handshake is complete, and is then forwarded like any other.
+inline constexpr uint8_t kSessionClientAddress = 0x10;
 inline constexpr uint8_t kSessionInUse = 0x80;
+
+// Session::ca_flags
+inline constexpr uint8_t kCaTrust = 0x01;        // PROXY: a client's own header is translated, not refused
+inline constexpr uint8_t kCaDecided = 0x02;      // PROXY: seq_delta and ca_header_len are final
+inline constexpr uint8_t kCaHeaderSent = 0x04;   // PROXY: dplb's header went to the real at least once
+inline constexpr uint8_t kCaHeaderAcked = 0x08;  // PROXY: the real acknowledged it; TOA: the real is established
+inline constexpr uint8_t kCaTranslated = 0x10;   // PROXY: dplb's header replaces the client's own
+inline constexpr uint8_t kCaRefused = 0x20;      // reset by dplb: every packet gets a RST back
 
 }  // namespace dplb::core

@@ -9,6 +9,17 @@
 
 namespace dplb::core {
 
+// Client-address pass-through events (TOA, PROXY protocol), named once for the stats
+// dict and metrics.
+#define DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(X)                                                          \
+    X(toa_inserted, "segments toward a real that got the TOA option")                                 \
+    X(toa_no_room, "segments that should have carried TOA but had no room for it (sent unchanged)")   \
+    X(proxy_header_sent, "PROXY protocol headers sent to a real")                                     \
+    X(proxy_header_resent, "PROXY protocol headers sent again (the real had not acknowledged them)")  \
+    X(proxy_header_translated, "PROXY headers of trusted clients replaced by dplb's")                  \
+    X(proxy_refused, "connections reset because the client sent its own PROXY header")               \
+    X(proxy_invalid, "connections reset because a trusted client's PROXY header was malformed")
+
 struct alignas(64) WorkerStats {
     uint64_t rx_packets = 0;
     uint64_t rx_bytes = 0;
@@ -21,6 +32,9 @@ struct alignas(64) WorkerStats {
     uint64_t handed_in = 0;     // packets another worker passed to this one
     uint64_t to_control = 0;    // packets for the control path (ARP, ND, port address...)
     uint64_t icmp_translated = 0;
+#define DPLB_CLIENT_ADDRESS_FIELD(name, text) uint64_t name = 0;
+    DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_FIELD)
+#undef DPLB_CLIENT_ADDRESS_FIELD
     std::array<uint64_t, kDropReasonCount> drops{};
 
     void drop(DropReason r) { ++drops[static_cast<size_t>(r)]; }

@@ -4,6 +4,7 @@ the node, and `load_config`, which reports every error with its field path."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,8 +16,10 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     IPvAnyInterface,
+    PlainValidator,
     Strict,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -25,6 +28,36 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 # Strict: `port: yes` in YAML is a bool, not port 1.
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 Seconds = Annotated[int, Strict(), Field(ge=1, le=7 * 24 * 3600)]
+
+
+def _address(value: Any) -> IPAddress:
+    """An IPv4 or IPv6 address: inet_pton first, which answers like ipaddress for what it
+    accepts and is several times faster (a config may hold 100,000 reals); ipaddress
+    for the rest (scoped IPv6 addresses)."""
+    if type(value) is str:
+        try:
+            return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            pass
+        try:
+            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
+        except OSError:
+            pass
+        try:
+            return ipaddress.ip_address(value)
+        except ValueError:
+            pass
+    elif isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    raise ValueError("value is not a valid IPv4 or IPv6 address")
+
+
+# IPvAnyAddress, validated faster: for the fields a large config repeats (VIPs, reals).
+Address = Annotated[
+    IPAddress,
+    PlainValidator(_address),
+    WithJsonSchema({"type": "string", "format": "ipvanyaddress"}),
+]
 
 
 def _one_or_many(value: Any) -> Any:
@@ -147,7 +180,7 @@ class StoreSection(ConfigModel):
 
 
 class RealSection(ConfigModel):
-    address: IPvAnyAddress
+    address: Address
     port: Port
     # 0 quiesces the real: no new sessions, established ones go on.
     weight: Annotated[int, Strict(), Field(ge=0, le=65535)] = 100
@@ -171,7 +204,7 @@ def _is_prime(n: int) -> bool:
 
 
 class ServiceSection(ConfigModel):
-    vip: IPvAnyAddress
+    vip: Address
     port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     scheduler: Literal["rr", "wrr", "wlc", "maglev"] = "wlc"

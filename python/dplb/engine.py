@@ -17,6 +17,10 @@ _CLIENT_ADDRESS = {
     "proxy-v1": _core.ClientAddressMode.proxy_v1,
     "proxy-v2": _core.ClientAddressMode.proxy_v2,
 }
+_PROXY_FROM_CLIENT = {
+    "refuse": _core.ProxyFromClient.refuse,
+    "trust": _core.ProxyFromClient.trust,
+}
 DROP_REASONS: tuple[str, ...] = tuple(_core.drop_reasons)
 SESSION_BYTES: int = _core.session_bytes
 
@@ -33,6 +37,7 @@ def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
     core.proto = _PROTOCOLS[svc.protocol]
     core.scheduler = getattr(_core.SchedulerKind, svc.scheduler)
     core.client_address = _CLIENT_ADDRESS[svc.client_address]
+    core.proxy_from_client = _PROXY_FROM_CLIENT[svc.proxy_protocol_from_client]
     core.maglev_table_size = svc.maglev_table_size
     overrides = svc.timeouts.model_dump()
     core.timeouts = [
