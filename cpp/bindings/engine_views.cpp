@@ -25,6 +25,7 @@ py::dict stats_dict(const WorkerStats& s) {
     d["handed_in"] = s.handed_in;
     d["to_control"] = s.to_control;
     d["icmp_translated"] = s.icmp_translated;
+    d["awaiting_neighbour"] = s.awaiting_neighbour;
 #define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
 #undef DPLB_CLIENT_ADDRESS_ITEM

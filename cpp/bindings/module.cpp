@@ -53,6 +53,7 @@ const char* verdict_name(Verdict v) {
         case Verdict::transmit: return "transmit";
         case Verdict::drop: return "drop";
         case Verdict::hand_over: return "hand_over";
+        case Verdict::resolve: return "resolve";
         default: return "control";
     }
 }

@@ -96,6 +96,8 @@ void register_runtime(py::module_& m) {
                  d["to_kernel"] = c.to_kernel;
                  d["from_kernel"] = c.from_kernel;
                  d["resolutions_sent"] = c.resolutions_sent;
+                 d["held"] = c.held;
+                 d["held_expired"] = c.held_expired;
                  d["dropped"] = c.dropped;
                  return d;
              })

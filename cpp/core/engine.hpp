@@ -35,6 +35,8 @@ enum class Verdict : uint8_t {
     drop,       // counted under its reason
     hand_over,  // the flow belongs to `worker`: pass it there (software steering)
     control,    // for the control lcore (ARP, ND, traffic to the port's own address)
+    resolve,    // ready to send on `port` but for the next hop's MAC: the control side
+                // holds it while it resolves the neighbour, then sends it
 };
 
 struct Action {
@@ -123,6 +125,8 @@ private:
         return Action{Verdict::drop, 0, 0};
     }
     Action transmit(PacketView& pkt, uint8_t port);
+    // The packet is rewritten but its next hop's MAC is unknown: hand it to be held.
+    Action await_neighbour(PacketView& pkt, uint8_t port);
     uint32_t run_commands();                   // worker_commands.cpp
     bool reset_session(const FlowKey& inbound);  // worker_commands.cpp
     // TOA and PROXY protocol (worker_client_address.cpp): the packet path of sessions that

@@ -141,6 +141,13 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
     return Action{Verdict::control, 0, 0};
 }
 
+Action Worker::await_neighbour(PacketView& pkt, uint8_t port) {
+    const MacAddress& mine = engine_.port_mac(port);
+    __builtin_memcpy(pkt.data + 6, mine.data(), 6);  // the destination comes with the answer
+    ++stats_.awaiting_neighbour;
+    return Action{Verdict::resolve, port, 0};
+}
+
 Action Worker::transmit(PacketView& pkt, uint8_t port) {
     ++stats_.tx_packets;
     stats_.tx_bytes += pkt.len;
@@ -170,10 +177,11 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     }
     Session& s = *ref.session;
     if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
-    if (!(s.flags & kSessionMacToReal)) [[unlikely]] {
-        return drop(DropReason::no_neighbour);
+    const bool mac_known = s.flags & kSessionMacToReal;
+    if (s.flags & kSessionClientAddress) [[unlikely]] {
+        if (!mac_known) return drop(DropReason::no_neighbour);
+        return inbound_client_address(pkt, p, ref);
     }
-    if (s.flags & kSessionClientAddress) [[unlikely]] return inbound_client_address(pkt, p, ref);
     rewrite_full_nat(pkt.data, p, Endpoint{s.outbound.dst, s.outbound.dst_port},
                      Endpoint{s.outbound.src, s.outbound.src_port});
     if (tcp) {
@@ -185,6 +193,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_in;
     rc.bytes_in += pkt.len;
+    if (!mac_known) [[unlikely]] return await_neighbour(pkt, s.port_to_real);
     set_ethernet(pkt.data, MacAddress{s.mac_to_real[0], s.mac_to_real[1], s.mac_to_real[2], s.mac_to_real[3],
                                       s.mac_to_real[4], s.mac_to_real[5]},
                  engine_.port_mac(s.port_to_real));
@@ -195,10 +204,11 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
     if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     Session& s = *ref.session;
     if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
-    if (!(s.flags & kSessionMacToClient)) [[unlikely]] {
-        return drop(DropReason::no_neighbour);
+    const bool mac_known = s.flags & kSessionMacToClient;
+    if (s.flags & kSessionClientAddress) [[unlikely]] {
+        if (!mac_known) return drop(DropReason::no_neighbour);
+        return outbound_client_address(pkt, p, ref);
     }
-    if (s.flags & kSessionClientAddress) [[unlikely]] return outbound_client_address(pkt, p, ref);
     rewrite_full_nat(pkt.data, p, Endpoint{s.inbound.dst, s.inbound.dst_port},
                      Endpoint{s.inbound.src, s.inbound.src_port});
     if (p.key.proto == kTcp) {
@@ -210,6 +220,7 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_out;
     rc.bytes_out += pkt.len;
+    if (!mac_known) [[unlikely]] return await_neighbour(pkt, s.port_to_client);
     set_ethernet(pkt.data, MacAddress{s.mac_to_client[0], s.mac_to_client[1], s.mac_to_client[2],
                                       s.mac_to_client[3], s.mac_to_client[4], s.mac_to_client[5]},
                  engine_.port_mac(s.port_to_client));

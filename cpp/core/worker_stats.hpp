@@ -32,6 +32,7 @@ struct alignas(64) WorkerStats {
     uint64_t handed_in = 0;     // packets another worker passed to this one
     uint64_t to_control = 0;    // packets for the control path (ARP, ND, port address...)
     uint64_t icmp_translated = 0;
+    uint64_t awaiting_neighbour = 0;  // rewritten packets held by the control side for a MAC
 #define DPLB_CLIENT_ADDRESS_FIELD(name, text) uint64_t name = 0;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_FIELD)
 #undef DPLB_CLIENT_ADDRESS_FIELD

@@ -24,6 +24,8 @@ using core::MacAddress;
 
 constexpr uint64_t kResolveEveryNs = 1'000'000'000ULL;  // unresolved next hops: each second
 constexpr uint64_t kRefreshEveryNs = 30'000'000'000ULL;  // resolved ones: each 30 s
+constexpr uint64_t kHoldNs = 3'000'000'000ULL;  // a frame waits this long for its MAC
+constexpr size_t kHeldPerNeighbour = 16;
 constexpr uint64_t kAgingEveryNs = 10'000'000'000ULL;
 constexpr uint64_t kNeighbourMaxAgeNs = 300'000'000'000ULL;  // 5 minutes, as ARP caches go
 constexpr uint8_t kIcmp6NeighbourSolicit = 135;
@@ -49,6 +51,7 @@ public:
             for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
             work += n;
             for (size_t p = 0; p < rt_.ports.size(); ++p) work += from_kernel(static_cast<uint8_t>(p));
+            work += take_waiting_frames();
             work += answer_neighbour_requests();
             resolve_next_hops();
             age_neighbours();
@@ -139,13 +142,80 @@ private:
 
     void learn(uint8_t port, const IpAddress& ip, const MacAddress& mac) {
         engine_.neighbours().set(port, ip, mac);
-        confirmed_[key_of(port, ip)] = now_ns();
+        const std::string key = key_of(port, ip);
+        confirmed_[key] = now_ns();
+        auto held = held_.find(key);
+        if (held == held_.end()) return;
+        for (const Held& h : held->second) send_held(h.frame, port, mac);
+        held_.erase(held);
+    }
+
+    // -- frames waiting for a neighbour ------------------------------------------------
+    struct Held {
+        rte_mbuf* frame;
+        uint64_t since;
+    };
+
+    void send_held(rte_mbuf* m, uint8_t port, const MacAddress& mac) {
+        std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac.data(), 6);
+        if (rte_ring_sp_enqueue(rt_.ports[port].inject, m) != 0) {
+            rte_pktmbuf_free(m);
+            rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // A rewritten frame whose next hop had no MAC yet: send it if the answer came in the
+    // meantime, else keep it (a few per neighbour, a few seconds) and ask.
+    uint32_t take_waiting_frames() {
+        rte_mbuf* mbufs[kBurstSize];
+        unsigned n = rte_ring_sc_dequeue_burst(rt_.control.resolve_ring, reinterpret_cast<void**>(mbufs), kBurstSize,
+                                               nullptr);
+        const uint64_t now = now_ns();
+        for (unsigned i = 0; i < n; ++i) {
+            rte_mbuf* m = mbufs[i];
+            const uint8_t port = static_cast<uint8_t>(m->hash.usr);
+            core::ParsedPacket p = core::parse_packet(rte_pktmbuf_mtod(m, uint8_t*), m->data_len);
+            auto route = p.status == core::ParseStatus::ok ? engine_.routes().lookup(p.key.dst) : std::nullopt;
+            if (!route || route->port != port) {
+                rte_pktmbuf_free(m);
+                rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            if (auto mac = engine_.neighbours().lookup(port, route->next_hop)) {
+                send_held(m, port, *mac);
+                continue;
+            }
+            std::vector<Held>& queue = held_[key_of(port, route->next_hop)];
+            if (queue.size() >= kHeldPerNeighbour) {
+                rte_pktmbuf_free(m);
+                rt_.control.held_expired.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            queue.push_back({m, now});
+            rt_.control.held.fetch_add(1, std::memory_order_relaxed);
+            ask(port, route->next_hop, now);
+        }
+        return n;
+    }
+
+    void expire_held() {
+        const uint64_t now = now_ns();
+        for (auto it = held_.begin(); it != held_.end();) {
+            auto& queue = it->second;
+            while (!queue.empty() && now - queue.front().since > kHoldNs) {
+                rte_pktmbuf_free(queue.front().frame);
+                queue.erase(queue.begin());
+                rt_.control.held_expired.fetch_add(1, std::memory_order_relaxed);
+            }
+            it = queue.empty() ? held_.erase(it) : std::next(it);
+        }
     }
 
     // Neighbours not heard from for kNeighbourMaxAgeNs are forgotten: a next hop the data
     // path still needs is asked for again (refreshes keep the ones in use confirmed).
     void age_neighbours() {
         const uint64_t now = now_ns();
+        expire_held();
         if (now - last_aging_ < kAgingEveryNs) return;
         last_aging_ = now;
         for (const core::NeighbourTable::Entry& e : engine_.neighbours().entries()) {
@@ -327,20 +397,24 @@ private:
             core::NeighbourRequest req;
             while (count < 256 && engine_.worker(w).take_neighbour_request(req)) {
                 ++count;
-                if (engine_.neighbours().lookup(req.port, req.ip)) continue;
-                uint64_t& last = asked_[key_of(req.port, req.ip)];
-                if (last != 0 && now - last < 200'000'000ULL) continue;
-                last = now;
-                if (req.ip.is_v4()) {
-                    send_arp(req.port, RTE_ARP_OP_REQUEST, port_address(req.port, true), req.ip, MacAddress{});
-                } else {
-                    send_ns(req.port, req.ip);
-                }
-                rt_.control.resolutions_sent.fetch_add(1, std::memory_order_relaxed);
+                if (!engine_.neighbours().lookup(req.port, req.ip)) ask(req.port, req.ip, now);
             }
         }
         if (asked_.size() > 65536) asked_.clear();  // bounded: old entries only rate-limit
         return count;
+    }
+
+    // ARP or a neighbour solicitation, at most every 200 ms per address.
+    void ask(uint8_t port, const IpAddress& ip, uint64_t now) {
+        uint64_t& last = asked_[key_of(port, ip)];
+        if (last != 0 && now - last < 200'000'000ULL) return;
+        last = now;
+        if (ip.is_v4()) {
+            send_arp(port, RTE_ARP_OP_REQUEST, port_address(port, true), ip, MacAddress{});
+        } else {
+            send_ns(port, ip);
+        }
+        rt_.control.resolutions_sent.fetch_add(1, std::memory_order_relaxed);
     }
 
     static std::string key_of(uint8_t port, const IpAddress& ip) {
@@ -369,6 +443,7 @@ private:
     std::unordered_map<std::string, uint64_t> asked_;      // (address, port) -> when last asked
     std::unordered_map<std::string, uint64_t> confirmed_;  // (address, port) -> when last heard
     uint64_t last_aging_ = 0;
+    std::unordered_map<std::string, std::vector<Held>> held_;  // (address, port) -> frames
     uint64_t last_resolve_ = 0;
     uint64_t services_generation_ = 0;
 };

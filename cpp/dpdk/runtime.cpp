@@ -290,6 +290,8 @@ void Runtime::Impl::start() {
     int socket = rte_socket_id() == static_cast<unsigned>(SOCKET_ID_ANY) ? 0 : static_cast<int>(rte_socket_id());
     control.ring = rte_ring_create("dplb_control", kRingSize, socket, RING_F_SC_DEQ);
     if (control.ring == nullptr) throw std::runtime_error("cannot create the control ring");
+    control.resolve_ring = rte_ring_create("dplb_resolve", kRingSize, socket, RING_F_SC_DEQ);
+    if (control.resolve_ring == nullptr) throw std::runtime_error("cannot create the resolve ring");
     for (uint32_t w = 0; w < engine_config.workers; ++w) {
         auto st = std::make_unique<WorkerState>();
         st->id = w;
@@ -432,8 +434,9 @@ std::vector<WorkerStatus> Runtime::workers() const {
 
 ControlStatus Runtime::control() const {
     const ControlState& c = impl_->control;
-    return {c.lcore,           c.arp_replies.load(),     c.nd_replies.load(), c.to_kernel.load(),
-            c.from_kernel.load(), c.resolutions_sent.load(), c.dropped.load()};
+    return {c.lcore,          c.arp_replies.load(), c.nd_replies.load(),   c.to_kernel.load(),
+            c.from_kernel.load(), c.resolutions_sent.load(), c.held.load(), c.held_expired.load(),
+            c.dropped.load()};
 }
 
 }  // namespace dplb::dpdk

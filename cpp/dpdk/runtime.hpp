@@ -58,6 +58,8 @@ struct ControlStatus {
     uint64_t to_kernel = 0;
     uint64_t from_kernel = 0;
     uint64_t resolutions_sent = 0;
+    uint64_t held = 0;
+    uint64_t held_expired = 0;
     uint64_t dropped = 0;
 };
 

@@ -48,12 +48,15 @@ struct alignas(64) WorkerState {
 
 struct ControlState {
     uint32_t lcore = 0;
-    rte_ring* ring = nullptr;  // frames the workers pass to the control path
+    rte_ring* ring = nullptr;          // frames the workers pass to the control path
+    rte_ring* resolve_ring = nullptr;  // rewritten frames waiting for a next hop's MAC
     std::atomic<uint64_t> arp_replies{0};
     std::atomic<uint64_t> nd_replies{0};
     std::atomic<uint64_t> to_kernel{0};
     std::atomic<uint64_t> from_kernel{0};
     std::atomic<uint64_t> resolutions_sent{0};
+    std::atomic<uint64_t> held{0};          // frames held until their neighbour answered
+    std::atomic<uint64_t> held_expired{0};  // frames whose neighbour never answered
     std::atomic<uint64_t> dropped{0};
 };
 

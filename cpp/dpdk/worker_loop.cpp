@@ -104,6 +104,16 @@ private:
                         rte_pktmbuf_free(m);
                     }
                     break;
+                case core::Verdict::resolve:
+                    m->data_off = static_cast<uint16_t>(views[i].data - static_cast<uint8_t*>(m->buf_addr));
+                    m->data_len = static_cast<uint16_t>(views[i].len);
+                    m->pkt_len = views[i].len;
+                    m->hash.usr = a.port;  // where it leaves, once the control side knows the MAC
+                    if (rte_ring_mp_enqueue(rt_.control.resolve_ring, m) != 0) {
+                        rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+                        rte_pktmbuf_free(m);
+                    }
+                    break;
                 case core::Verdict::control:
                     if (rte_ring_mp_enqueue(rt_.control.ring, m) != 0) {
                         rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);

@@ -1,11 +1,17 @@
 """`dplb run --config FILE`: a node. Validates the config before anything starts, takes
 the node's lock, starts the DPDK runtime through the binding, gives the kernel side of
 each port its addresses, prints a status line per port and worker, and stops cleanly on
-SIGINT/SIGTERM."""
+SIGINT/SIGTERM.
+
+With `--status-file PATH` the node also rewrites PATH every second with its counters as
+JSON (`status_snapshot`): written to a temporary name in the same folder and renamed, so a
+reader never sees half a file. This is how `dplb demo` and the end-to-end tests watch a
+node from outside until the management API serves the same numbers."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -33,19 +39,49 @@ def kernel_interface_name(cfg: NodeConfig, index: int) -> str:
     return f"{cfg.node.name}-{port.name}"[:15]
 
 
+def device_identity(device: str) -> str:
+    """What a device string names on this host. A PCI address is host-wide; a vdev that
+    reads a kernel interface (`iface=`) names that interface in this network namespace, so
+    two nodes in two namespaces may each use their own `p0`."""
+    if "iface=" not in device:
+        return device
+    try:
+        netns = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return device
+    return f"{device}@netns{netns}"
+
+
 class NodeLock:
     """One node per name, and one node per device, on a host: a second start says who
-    holds what instead of fighting over the NIC."""
+    holds what instead of fighting over the NIC. The locks are flock()s on files in
+    LOCK_DIR: they die with their process, so a crashed node never blocks the next one.
+    A clean stop removes its files (`_lock_one` makes that safe)."""
 
     def __init__(self, cfg: NodeConfig) -> None:
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        names = [f"node-{cfg.node.name}"] + [
-            "device-" + "".join(c if c.isalnum() else "_" for c in p.device)
+        self.remove_stale()
+        wanted = [(f"node-{cfg.node.name}", f"node {cfg.node.name}")] + [
+            (
+                "device-" + "".join(c if c.isalnum() else "_" for c in device_identity(p.device)),
+                f"device {p.device} (port {p.name})",
+            )
             for p in cfg.dataplane.ports
         ]
-        self._files: list[TextIO] = []
-        for name in names:
+        self._held: list[tuple[Path, TextIO]] = []
+        for name, what in wanted:
             path = LOCK_DIR / f"{name}.lock"
+            try:
+                self._held.append((path, self._lock_one(path)))
+            except BlockingIOError as exc:
+                self.release()
+                holder = str(exc.args[-1]) if exc.args else "another process"
+                raise NodeError(f"{what} is already in use by {holder} (lock {path})") from None
+
+    @staticmethod
+    def _lock_one(path: Path) -> TextIO:
+        busy = 0
+        while True:
             f = path.open("a+")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -53,19 +89,43 @@ class NodeLock:
                 f.seek(0)
                 holder = f.read().strip() or "another process"
                 f.close()
-                self.release()
-                what = name.replace("node-", "node ").replace("device-", "a device of ")
-                raise NodeError(f"{what} is already in use by {holder} (lock {path})") from None
-            f.seek(0)
-            f.truncate()
-            f.write(f"dplb pid {os.getpid()}\n")
-            f.flush()
-            self._files.append(f)
+                busy += 1
+                if busy < 5:  # another start's remove_stale() holds it for a moment
+                    time.sleep(0.01)
+                    continue
+                raise BlockingIOError(holder) from None
+            # The holder before us may have removed the file between our open and our
+            # lock: then we hold a lock on a name nobody else sees. Try again.
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
+        f.seek(0)
+        f.truncate()
+        f.write(f"dplb pid {os.getpid()}\n")
+        f.flush()
+        return f
+
+    @staticmethod
+    def remove_stale() -> None:
+        """Removes the lock files that crashed nodes left (nobody holds their lock)."""
+        for path in LOCK_DIR.glob("*.lock"):
+            try:
+                with path.open("r") as f:  # not "a+": never recreate a removed one
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                        path.unlink()
+            except (BlockingIOError, FileNotFoundError):
+                continue  # held: a running node's
 
     def release(self) -> None:
-        for f in self._files:
+        for path, f in self._held:
+            path.unlink(missing_ok=True)  # while still locked: see _lock_one
             f.close()
-        self._files.clear()
+        self._held.clear()
 
 
 def runtime_options(cfg: NodeConfig) -> Any:
@@ -135,14 +195,16 @@ def detach_from_kernel(interfaces: list[str]) -> None:
     if not interfaces:
         return
     chains = "".join(
-        f"  chain {name} {{ type filter hook ingress device \"{name}\" priority 0; policy drop; }}\n"
+        f'  chain {name} {{ type filter hook ingress device "{name}" priority 0; policy drop; }}\n'
         for name in interfaces
     )
     subprocess.run(["nft", "delete", "table", "netdev", NFT_TABLE], capture_output=True)
     _nft(f"table netdev {NFT_TABLE} {{\n{chains}}}\n")
     for name in interfaces:
         _ip("link", "set", name, "up")
-        subprocess.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1"], capture_output=True)
+        subprocess.run(
+            ["sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1"], capture_output=True
+        )
 
 
 def reattach_to_kernel(interfaces: list[str]) -> None:
@@ -173,31 +235,103 @@ class Node:
         self.runtime.stop()
         reattach_to_kernel(af_packet_interfaces(self.cfg))
 
+    def status_snapshot(self, running: bool = True) -> dict[str, Any]:
+        """The node's counters as one JSON-able dict: ports, control lcore, per worker
+        (engine counters, named drop reasons, sessions, runtime counters) and per real."""
+        rt = self.runtime
+        workers = []
+        for w, ws in zip(rt.workers(), rt.worker_stats(), strict=True):
+            workers.append({**w, **ws})
+        reals = [
+            {
+                "vip": r["vip"][0],
+                "port": r["vip"][1],
+                "protocol": r["protocol"],
+                "real": r["real"][0],
+                "real_port": r["real"][1],
+                **{k: v for k, v in r.items() if k not in ("vip", "protocol", "real")},
+            }
+            for r in rt.real_stats()
+        ]
+        return {
+            "node": self.cfg.node.name,
+            "cluster": self.cfg.node.cluster,
+            "pid": os.getpid(),
+            "running": running,
+            "time": time.time(),
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "ports": rt.ports(),
+            "control": rt.control(),
+            "workers": workers,
+            "reals": reals,
+        }
+
     def status_lines(self) -> list[str]:
         lines = []
         for p in self.runtime.ports():
             lines.append(
-                f"port {p['name']}: {p['device']} mac {p['mac']} link {'up' if p['link_up'] else 'down'} "
+                f"port {p['name']}: {p['device']} mac {p['mac']} "
+                f"link {'up' if p['link_up'] else 'down'} "
                 f"queues rx {p['rx_queues']} tx {p['tx_queues']} steering {p['steering']} "
                 f"kernel {p['kernel_interface'] or '-'}"
             )
         c = self.runtime.control()
         lines.append(
-            f"control: lcore {c['lcore']} arp replies {c['arp_replies']} nd replies {c['nd_replies']} "
-            f"to kernel {c['to_kernel']} from kernel {c['from_kernel']} dropped {c['dropped']}"
+            f"control: lcore {c['lcore']} arp replies {c['arp_replies']} "
+            f"nd replies {c['nd_replies']} "
+            f"to kernel {c['to_kernel']} from kernel {c['from_kernel']} held {c['held']} "
+            f"(expired {c['held_expired']}) dropped {c['dropped']}"
         )
         stats = self.runtime.worker_stats()
         for w, ws in zip(self.runtime.workers(), stats, strict=True):
             drops = ", ".join(f"{k} {v}" for k, v in ws["drops"].items() if v) or "none"
             lines.append(
-                f"worker {w['id']}: lcore {w['lcore']} sessions {ws['sessions']}/{ws['session_capacity']} "
+                f"worker {w['id']}: lcore {w['lcore']} "
+                f"sessions {ws['sessions']}/{ws['session_capacity']} "
                 f"rx {ws['rx_packets']} tx {ws['tx_packets']} handed over {ws['handed_over']} "
                 f"in {ws['handed_in']} drops: {drops}"
             )
         return lines
 
 
-def run(config_path: str, out: TextIO = sys.stdout) -> int:
+def write_status_file(path: Path, status: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(status, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+class StatusWriter:
+    """Writes the status file; a failure at start stops the start (a wrong path is a
+    config error), a later one is reported once and retried (a full disk must not stop
+    the data plane)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.failing = False
+
+    def check(self) -> None:
+        """Before anything starts: the folder must exist and be writable."""
+        folder = self.path.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise NodeError(f"--status-file {self.path}: {folder} is not a writable folder")
+
+    def first(self, node: Node) -> None:
+        try:
+            write_status_file(self.path, node.status_snapshot())
+        except OSError as exc:
+            raise NodeError(f"--status-file {self.path}: {exc.strerror or exc}") from None
+
+    def write(self, node: Node, running: bool = True) -> None:
+        try:
+            write_status_file(self.path, node.status_snapshot(running))
+            self.failing = False
+        except OSError as exc:
+            if not self.failing:
+                print(f"dplb: --status-file {self.path}: {exc.strerror or exc}", file=sys.stderr)
+            self.failing = True
+
+
+def run(config_path: str, out: TextIO = sys.stdout, status_file: str | None = None) -> int:
     try:
         cfg = load_config(config_path)
     except FileNotFoundError:
@@ -206,7 +340,10 @@ def run(config_path: str, out: TextIO = sys.stdout) -> int:
     except ConfigError as exc:
         print(f"dplb: {config_path}: {exc}", file=sys.stderr)
         return 1
+    status = StatusWriter(Path(status_file)) if status_file else None
     try:
+        if status is not None:
+            status.check()
         lock = NodeLock(cfg)
     except NodeError as exc:
         print(f"dplb: {exc}", file=sys.stderr)
@@ -220,17 +357,27 @@ def run(config_path: str, out: TextIO = sys.stdout) -> int:
     try:
         node = Node(cfg)
         node.start()
+        if status is not None:
+            status.first(node)
         print(f"dplb node {cfg.node.name} (cluster {cfg.node.cluster}) running", file=out)
         for line in node.status_lines():
             print(line, file=out)
         out.flush()
+        last_status = time.monotonic()
         while not stop.wait(0.2):
             if report.is_set():
                 report.clear()
                 for line in node.status_lines():
                     print(line, file=out)
                 out.flush()
+            if status is not None and time.monotonic() - last_status >= 1.0:
+                last_status = time.monotonic()
+                status.write(node)
         print("dplb: stopping", file=out)
+        out.flush()
+        if status is not None:
+            # The last counters, marked stopped: a reader knows the node is gone.
+            status.write(node, running=False)
         return 0
     except NodeError as exc:
         print(f"dplb: {exc}", file=sys.stderr)
