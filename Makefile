@@ -9,7 +9,7 @@ CPP_TEST_DIR := build/cpp-tests
 BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build test test-cpp test-python lint bench demo clean
+.PHONY: all deps build test test-cpp test-python lint bench bench-apply demo clean
 
 all: build
 
@@ -61,10 +61,17 @@ bench: $(STAMPS)/apt
 	cmake --build $(BENCH_DIR)
 	@mkdir -p bench/results
 	$(BENCH_DIR)/dplb_engine_bench --sessions 1000000 --json bench/results/engine.json
+	$(MAKE) bench-apply
 
-# Until the DPDK node lands, the demo drives the real engine through its harness.
+# Applying 1,000 services x 100 reals through the reconciler, with packets flowing.
+bench-apply: $(STAMPS)/build
+	@mkdir -p bench/results
+	$(VPY) bench/apply_bench.py --json bench/results/apply.json
+
+# The node in network namespaces with live HTTP traffic (root); Ctrl-C stops it and
+# removes the namespaces. `$(VPY) -m dplb.cli demo --harness`: the engine alone, no root.
 demo: $(STAMPS)/build
-	$(VPY) -m dplb.harness_demo
+	$(VPY) -m dplb.cli demo $(DEMO_ARGS)
 
 clean:
 	rm -rf build $(VENV)

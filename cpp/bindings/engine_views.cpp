@@ -26,6 +26,7 @@ py::dict stats_dict(const WorkerStats& s) {
     d["to_control"] = s.to_control;
     d["icmp_translated"] = s.icmp_translated;
     d["awaiting_neighbour"] = s.awaiting_neighbour;
+    d["log_dropped"] = s.log_dropped;
 #define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
 #undef DPLB_CLIENT_ADDRESS_ITEM
@@ -101,6 +102,47 @@ py::list engine_real_stats(const Engine& engine) {
         }
     }
     return out;
+}
+
+py::dict engine_counter_table(const Engine& engine, int64_t known_generation) {
+    const ServiceTable& table = engine.services();
+    const auto& services = table.services();
+    size_t real_count = 0;
+    for (const ServiceEntry& svc : services) real_count += svc.reals.size();
+    std::string service_bytes(services.size() * kCounterFields * sizeof(uint64_t), '\0');
+    std::string real_bytes(real_count * kCounterFields * sizeof(uint64_t), '\0');
+    auto* svc_out = reinterpret_cast<uint64_t*>(service_bytes.data());
+    auto* real_out = reinterpret_cast<uint64_t*>(real_bytes.data());
+    const bool fresh = static_cast<int64_t>(table.generation()) != known_generation;
+    py::list service_ids, real_ids;
+    size_t k = 0;
+    for (size_t s = 0; s < services.size(); ++s) {
+        const ServiceEntry& svc = services[s];
+        if (fresh) service_ids.append(py::make_tuple(svc.vip.to_string(), svc.port, svc.proto == 6 ? "tcp" : "udp"));
+        uint64_t* sum = svc_out + s * kCounterFields;
+        for (const RealEntry& r : svc.reals) {
+            uint64_t* out = real_out + k * kCounterFields;
+            for (uint32_t w = 0; w < engine.worker_count(); ++w) {
+                const RealCounters& c = engine.worker(w).real_counters()[r.slot];
+                out[0] += c.connections;
+                out[1] += c.active;
+                out[2] += c.packets_in;
+                out[3] += c.packets_out;
+                out[4] += c.bytes_in;
+                out[5] += c.bytes_out;
+            }
+            for (size_t f = 0; f < kCounterFields; ++f) sum[f] += out[f];
+            if (fresh) real_ids.append(py::make_tuple(s, r.address.to_string(), r.port, r.weight));
+            ++k;
+        }
+    }
+    py::dict d;
+    d["generation"] = table.generation();
+    d["services"] = fresh ? py::object(service_ids) : py::object(py::none());
+    d["reals"] = fresh ? py::object(real_ids) : py::object(py::none());
+    d["service_counters"] = py::bytes(service_bytes);
+    d["real_counters"] = py::bytes(real_bytes);
+    return d;
 }
 
 }  // namespace dplb::bindings

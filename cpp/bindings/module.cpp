@@ -8,6 +8,7 @@
 
 #include "core/drop_reason.hpp"
 #include "core/engine.hpp"
+#include "core/logger.hpp"
 #include "core/sync_driver.hpp"
 #include "bindings/engine_control.hpp"
 #include "bindings/engine_views.hpp"
@@ -116,6 +117,8 @@ public:
 
     py::list real_stats() const { return engine_real_stats(engine_); }
 
+    py::dict counter_table(int64_t known_generation) const { return engine_counter_table(engine_, known_generation); }
+
     uint32_t inbound_owner(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport,
                            uint8_t proto) const {
         FlowKey k;
@@ -129,6 +132,19 @@ public:
 
     std::string port_mac(uint8_t port) const { return mac_text(engine_.port_mac(port).data()); }
     uint32_t worker_count() const { return engine_.worker_count(); }
+
+    // The logger thread over this engine's workers (one per engine, alive as long as it).
+    Logger& start_logger(const LoggerOptions& options) {
+        if (logger_) throw py::value_error("this engine has a logger already");
+        try {
+            logger_ = std::make_unique<Logger>(engine_, options);
+        } catch (const std::runtime_error& e) {
+            throw py::value_error(e.what());
+        }
+        logger_->start();
+        return *logger_;
+    }
+    Logger* logger() { return logger_.get(); }
 
 private:
     DriverResult receive(py::bytes frame, uint8_t port, std::optional<uint32_t> worker) {
@@ -150,10 +166,12 @@ private:
 
     Engine engine_;
     SyncDriver driver_;
+    std::unique_ptr<Logger> logger_;  // destroyed first: it reads the engine's workers
 };
 
 }  // namespace
 
+void register_logger(py::module_& m);  // logger_bindings.cpp
 #ifdef DPLB_WITH_DPDK
 void register_runtime(py::module_& m);  // runtime_bindings.cpp
 #endif
@@ -169,6 +187,8 @@ PYBIND11_MODULE(_core, m) {
     m.attr("timeout_kinds") = py::make_tuple("tcp_syn", "tcp_established", "tcp_fin", "tcp_time_wait",
                                              "tcp_close", "udp");
     m.attr("session_bytes") = sizeof(Session);
+    m.attr("log_ring_slots") = kLogRingSlots;
+    register_logger(m);
 #ifdef DPLB_WITH_DPDK
     m.attr("with_dpdk") = true;
     register_runtime(m);
@@ -212,7 +232,8 @@ PYBIND11_MODULE(_core, m) {
         .def_property(
             "timeouts", [](const ServiceConfig& s) { return s.timeouts.seconds; },
             [](ServiceConfig& s, const std::array<uint32_t, kTimeoutKinds>& t) { s.timeouts.seconds = t; })
-        .def_readwrite("reals", &ServiceConfig::reals);
+        .def_readwrite("reals", &ServiceConfig::reals)
+        .def_readwrite("connection_log", &ServiceConfig::connection_log);
 
     py::class_<PortConfig>(m, "PortConfig")
         .def(py::init<>())
@@ -293,7 +314,10 @@ PYBIND11_MODULE(_core, m) {
         .def("sessions", &HarnessEngine::sessions)
         .def("worker_stats", &HarnessEngine::worker_stats)
         .def("real_stats", &HarnessEngine::real_stats)
+        .def("counter_table", &HarnessEngine::counter_table, py::arg("known_generation") = -1)
         .def("inbound_owner", &HarnessEngine::inbound_owner)
         .def("port_mac", &HarnessEngine::port_mac)
+        .def("start_logger", &HarnessEngine::start_logger, py::arg("options"), py::return_value_policy::reference_internal)
+        .def_property_readonly("logger", &HarnessEngine::logger, py::return_value_policy::reference_internal)
         .def_property_readonly("workers", &HarnessEngine::worker_count);
 }

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/engine_control.hpp"
 #include "bindings/engine_views.hpp"
 #include "dpdk/runtime.hpp"
 
@@ -13,6 +14,7 @@ using dplb::dpdk::Runtime;
 using dplb::dpdk::RuntimeOptions;
 
 void register_runtime(py::module_& m) {
+    m.attr("dpdk_version") = dplb::dpdk::dpdk_version();
     py::class_<dplb::dpdk::PortOptions>(m, "PortOptions")
         .def(py::init<>())
         .def_readwrite("device", &dplb::dpdk::PortOptions::device)
@@ -26,7 +28,9 @@ void register_runtime(py::module_& m) {
         .def_readwrite("lcores", &RuntimeOptions::lcores)
         .def_readwrite("idle_sleep_us", &RuntimeOptions::idle_sleep_us)
         .def_readwrite("file_prefix", &RuntimeOptions::file_prefix)
-        .def_readwrite("extra_eal_args", &RuntimeOptions::extra_eal_args);
+        .def_readwrite("extra_eal_args", &RuntimeOptions::extra_eal_args)
+        .def_readwrite("log", &RuntimeOptions::log)
+        .def_readwrite("latency_stats", &RuntimeOptions::latency_stats);
 
     py::class_<Runtime>(m, "Runtime")
         .def(py::init<const dplb::core::EngineConfig&, const RuntimeOptions&>(), py::arg("engine"), py::arg("options"))
@@ -82,6 +86,9 @@ void register_runtime(py::module_& m) {
                      d["idle_polls"] = w.idle_polls;
                      d["tx_dropped"] = w.tx_dropped;
                      d["handover_dropped"] = w.handover_dropped;
+                     d["bursts"] = w.bursts;
+                     d["burst_ns_sum"] = w.burst_ns_sum;
+                     d["burst_ns_buckets"] = w.burst_ns_buckets;  // bucket i: under 2^i ns
                      out.append(d);
                  }
                  return out;
@@ -102,10 +109,34 @@ void register_runtime(py::module_& m) {
                  return d;
              })
         .def("mac_of", &Runtime::mac_of)
+        .def("latency",
+             [](const Runtime& r) {
+                 auto l = r.latency();
+                 py::dict d;
+                 d["enabled"] = l.enabled;
+                 d["min_ns"] = l.min_ns;
+                 d["avg_ns"] = l.avg_ns;
+                 d["max_ns"] = l.max_ns;
+                 d["jitter_ns"] = l.jitter_ns;
+                 return d;
+             })
+        .def_property_readonly("logger", &Runtime::logger, py::return_value_policy::reference_internal)
         // The engine the runtime drives: the same views as the harness engine.
         .def("sessions", [](Runtime& r) { return dplb::bindings::engine_sessions(r.engine()); })
         .def("worker_stats", [](Runtime& r) { return dplb::bindings::engine_worker_stats(r.engine()); })
         .def("real_stats", [](Runtime& r) { return dplb::bindings::engine_real_stats(r.engine()); })
+        .def(
+            "counter_table",
+            [](Runtime& r, int64_t known) { return dplb::bindings::engine_counter_table(r.engine(), known); },
+            py::arg("known_generation") = -1)
+        .def("reset_session",
+             [](Runtime& r, const std::string& client, uint16_t client_port, const std::string& vip,
+                uint16_t vip_port, uint8_t proto) {
+                 // Queued: the owner worker removes it within a millisecond (its clock tick).
+                 dplb::bindings::engine_reset_session(r.engine(), client, client_port, vip, vip_port, proto);
+             })
+        .def("sessions_reset", [](Runtime& r) { return dplb::bindings::engine_sessions_reset(r.engine()); })
+        .def("local_addresses", [](Runtime& r) { return dplb::bindings::engine_local_addresses(r.engine()); })
         .def("apply_services", [](Runtime& r, const std::vector<dplb::core::ServiceConfig>& services) {
             try {
                 r.engine().apply_services(services);

@@ -152,6 +152,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
         e.scheduler_kind = s.scheduler;
         e.client_address = s.client_address;
         e.proxy_from_client = s.proxy_from_client;
+        e.connection_log = s.connection_log;
         e.timeouts = s.timeouts;
         e.maglev_table_size = s.maglev_table_size;
         for (const RealConfig& r : s.reals) e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/engine_config.hpp"
+#include "core/log_record.hpp"
 #include "core/packet.hpp"
 #include "core/port_pool.hpp"
 #include "core/routing.hpp"
@@ -92,6 +93,8 @@ public:
     uint32_t id() const { return id_; }
     // Control side: the next request for a neighbour resolution, if any.
     bool take_neighbour_request(NeighbourRequest& out) { return neighbour_requests_.pop(out); }
+    // The logger thread: the next connection-log record, if any (one consumer only).
+    bool take_log_record(LogRecord& out) { return log_ring_.pop(out); }
     const WorkerStats& stats() const { return stats_; }
     const SessionTable& sessions() const { return table_; }
     const std::vector<RealCounters>& real_counters() const { return reals_; }
@@ -119,7 +122,11 @@ private:
     void update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir);
     // Same state, so the same timeout from now: the wheel refiles it lazily.
     void set_expiry(Session& s) { s.expire_tick = now_tick_ + s.timeout_ticks; }
-    void expire(uint32_t index);
+    void expire(uint32_t index, CloseReason why = CloseReason::expired);
+    // Connection log: pushes a record of `s` to the log ring, or counts it dropped when
+    // the ring is full (the logger is behind); never waits. Cold: only sessions of
+    // services with connection_log come here.
+    [[gnu::noinline, gnu::cold]] void log_session(const Session& s, LogKind kind, CloseReason why);
     Action drop(DropReason r) {
         stats_.drop(r);
         return Action{Verdict::drop, 0, 0};
@@ -157,6 +164,7 @@ private:
     SpscRing<NeighbourRequest, 64> neighbour_requests_;  // to the control side
     std::atomic<uint64_t> seen_generation_{0};
     WorkerCommandRing commands_;  // the control side produces, this worker consumes
+    LogRing log_ring_;            // this worker produces, the logger thread consumes
     friend class Engine;
 };
 

@@ -39,6 +39,7 @@ struct ServiceConfig {
     uint32_t maglev_table_size = kDefaultMaglevTableSize;
     Timeouts timeouts;
     std::vector<RealConfig> reals;
+    bool connection_log = false;  // a log record when each session opens and closes
 };
 
 struct PortConfig {

@@ -27,6 +27,7 @@ struct ServiceEntry {
     SchedulerKind scheduler_kind = SchedulerKind::wlc;
     ClientAddressMode client_address = ClientAddressMode::none;
     ProxyFromClient proxy_from_client = ProxyFromClient::refuse;
+    bool connection_log = false;
     Timeouts timeouts;
     uint32_t maglev_table_size = kDefaultMaglevTableSize;
     std::vector<RealEntry> reals;

@@ -82,6 +82,8 @@ inline constexpr uint8_t kSessionMacToClient = 0x08;  // mac_to_client is known
 // Set at creation for such services; a TOA session drops it once the real has shown that
 // its handshake is complete, and is then forwarded like any other.
 inline constexpr uint8_t kSessionClientAddress = 0x10;
+// Its service had `connection_log` when it opened: its close is logged too.
+inline constexpr uint8_t kSessionLogged = 0x20;
 inline constexpr uint8_t kSessionInUse = 0x80;
 
 // Session::ca_flags

@@ -163,7 +163,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
         [[unlikely]] {
         // The client reuses its port for a new connection: the old one is over.
         wheel_.unfile(table_.sessions(), ref.index);
-        expire(ref.index);
+        expire(ref.index, CloseReason::reused);
         ref = {};
     }
     if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
@@ -296,6 +296,10 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     s.neighbour_generation = 0;  // resolve on first use
     s.timeout_ticks = s.timeouts_s[static_cast<size_t>(timeout_kind(s.state))] * kTicksPerSecond;
     s.expire_tick = now_tick_ + s.timeout_ticks;
+    if (svc.connection_log) [[unlikely]] {
+        s.flags |= kSessionLogged;
+        log_session(s, LogKind::session_open, CloseReason::expired);
+    }
     wheel_.file(table_.sessions(), ref.index);
     ++stats_.sessions_created;
     RealCounters& rc = reals_[real.slot];
@@ -367,13 +371,31 @@ void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Directi
     }
 }
 
-void Worker::expire(uint32_t index) {
+void Worker::expire(uint32_t index, CloseReason why) {
     Session& s = table_.at(index);
+    if (s.flags & kSessionLogged) [[unlikely]] log_session(s, LogKind::session_close, why);
     laddrs_[s.local_address].pool.release(s.outbound.dst_port, now_ns_);
     RealCounters& rc = reals_[s.real_slot];
     if (rc.active > 0) --rc.active;
     ++stats_.sessions_expired;
     table_.erase(index);
+}
+
+void Worker::log_session(const Session& s, LogKind kind, CloseReason why) {
+    LogRecord r;
+    r.time_ns = now_ns_;
+    r.inbound = s.inbound;
+    r.outbound = s.outbound;
+    r.worker = static_cast<uint16_t>(id_);
+    r.kind = kind;
+    if (kind == LogKind::session_close) {
+        r.bytes_in = s.bytes_in;
+        r.bytes_out = s.bytes_out;
+        r.duration_ms = (now_tick_ - s.created_tick) * static_cast<uint32_t>(kTickNs / 1'000'000);
+        r.reason = why;
+        r.state = s.state;
+    }
+    if (!log_ring_.push(r)) ++stats_.log_dropped;
 }
 
 Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in) {

@@ -27,7 +27,7 @@ bool Worker::reset_session(const FlowKey& inbound) {
     wheel_.unfile(table_.sessions(), ref.index);
     // expire() is the one way a session is freed (port back to its pool, counters);
     // it counts an expiry, which this is not.
-    expire(ref.index);
+    expire(ref.index, CloseReason::reset);
     --stats_.sessions_expired;
     ++stats_.sessions_reset;
     return true;

@@ -6,10 +6,14 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <net/if_arp.h>
+#include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_latencystats.h>
 #include <rte_malloc.h>
 #include <rte_flow.h>
 #include <rte_lcore.h>
+#include <rte_metrics.h>
+#include <rte_version.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -286,6 +290,19 @@ void Runtime::Impl::start() {
         setup_flow_steering(i);
         open_kernel_interface(ports[i]);
     }
+    tsc_ns_mult = (uint64_t(1'000'000'000) << 32) / std::max<uint64_t>(rte_get_tsc_hz(), 1);
+    if (options.latency_stats) {
+        // Every received packet may be sampled (at most one per 100 us): the sample
+        // rate bounds the cost of the transmit side, not of the receive side.
+        rte_metrics_init(rte_socket_id());
+        int rc = rte_latencystats_init(100'000, nullptr);
+        if (rc != 0) throw std::runtime_error("dataplane.latency_stats: cannot start DPDK latency stats: " + error_text(rc));
+        latency_stats_started = true;
+    }
+    if (!options.log.path.empty()) {
+        logger = std::make_unique<core::Logger>(*engine, options.log);  // throws saying why
+        logger->start();
+    }
 
     int socket = rte_socket_id() == static_cast<unsigned>(SOCKET_ID_ANY) ? 0 : static_cast<int>(rte_socket_id());
     control.ring = rte_ring_create("dplb_control", kRingSize, socket, RING_F_SC_DEQ);
@@ -332,6 +349,11 @@ void Runtime::Impl::stop() {
         rte_eal_mp_wait_lcore();
         lcores_launched = false;
     }
+    if (logger) logger->stop();  // writes what the workers left in their rings; kept for its stats
+    if (latency_stats_started) {
+        rte_latencystats_uninit();  // removes its callbacks: before the ports close
+        latency_stats_started = false;
+    }
     for (RuntimePort& rp : ports) {
         if (rp.started) {
             rte_eth_dev_stop(rp.port_id);
@@ -350,6 +372,8 @@ void Runtime::Impl::stop() {
         eal_started = false;
     }
 }
+
+std::string dpdk_version() { return rte_version(); }
 
 // -- Runtime ----------------------------------------------------------------------------------
 
@@ -426,11 +450,44 @@ std::vector<PortStatus> Runtime::ports() const {
 std::vector<WorkerStatus> Runtime::workers() const {
     std::vector<WorkerStatus> out;
     for (const auto& st : impl_->workers) {
-        out.push_back({st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(), st->tx_dropped.load(),
-                       st->handover_dropped.load()});
+        WorkerStatus s{st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(), st->tx_dropped.load(),
+                       st->handover_dropped.load()};
+        s.bursts = st->bursts.load(std::memory_order_relaxed);
+        s.burst_ns_sum = st->burst_ns_sum.load(std::memory_order_relaxed);
+        for (size_t i = 0; i < kBurstHistogramBuckets; ++i) {
+            s.burst_ns_buckets[i] = st->burst_ns_buckets[i].load(std::memory_order_relaxed);
+        }
+        out.push_back(s);
     }
     return out;
 }
+
+LatencyStatus Runtime::latency() const {
+    LatencyStatus out;
+    if (!impl_->latency_stats_started) return out;
+    out.enabled = true;
+    int n = rte_latencystats_get(nullptr, 0);
+    if (n <= 0) return out;
+    std::vector<rte_metric_name> names(static_cast<size_t>(n));
+    std::vector<rte_metric_value> values(static_cast<size_t>(n));
+    if (rte_latencystats_get_names(names.data(), static_cast<uint16_t>(n)) != n ||
+        rte_latencystats_get(values.data(), static_cast<uint16_t>(n)) != n) {
+        return out;
+    }
+    for (int i = 0; i < n; ++i) {
+        // The values are indexed by the name table: key is the name's index.
+        if (values[i].key >= n) continue;
+        const std::string name = names[values[i].key].name;
+        const double v = static_cast<double>(values[i].value);
+        if (name == "min_latency_ns") out.min_ns = v;
+        else if (name == "avg_latency_ns") out.avg_ns = v;
+        else if (name == "max_latency_ns") out.max_ns = v;
+        else if (name == "jitter_ns") out.jitter_ns = v;
+    }
+    return out;
+}
+
+core::Logger* Runtime::logger() { return impl_->logger.get(); }
 
 ControlStatus Runtime::control() const {
     const ControlState& c = impl_->control;

@@ -4,12 +4,14 @@
 // path to the kernel. The header has no DPDK types, so the bindings stay thin.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/engine.hpp"
+#include "core/logger.hpp"
 
 namespace dplb::dpdk {
 
@@ -26,7 +28,18 @@ struct RuntimeOptions {
     uint32_t idle_sleep_us = 50;     // 0: busy polling
     std::string file_prefix = "dplb";
     std::vector<std::string> extra_eal_args;
+    // The logger thread (connection log, events, drop reports); no logger when log.path
+    // is empty. It starts with the lcores and stops after them, writing what is left.
+    core::LoggerOptions log;
+    // DPDK's rte_latencystats (rx-to-tx latency of sampled packets, all ports together).
+    // Off by default: its callbacks read the TSC for every received packet and share
+    // state between all workers (a cache line they all write, a lock on transmit).
+    bool latency_stats = false;
 };
+
+// Time a worker spends in the engine per burst: log2 buckets of nanoseconds, bucket i
+// counts bursts that took less than 2^i ns (the last one, all the rest).
+inline constexpr size_t kBurstHistogramBuckets = 28;
 
 struct PortStatus {
     std::string name;
@@ -49,6 +62,15 @@ struct WorkerStatus {
     uint64_t idle_polls = 0;
     uint64_t tx_dropped = 0;      // TX queue full
     uint64_t handover_dropped = 0;
+    uint64_t bursts = 0;          // bursts run through the engine
+    uint64_t burst_ns_sum = 0;
+    std::array<uint64_t, kBurstHistogramBuckets> burst_ns_buckets{};  // not cumulative
+};
+
+// rte_latencystats over every port: rx to tx of sampled packets.
+struct LatencyStatus {
+    bool enabled = false;
+    double min_ns = 0, avg_ns = 0, max_ns = 0, jitter_ns = 0;
 };
 
 struct ControlStatus {
@@ -62,6 +84,9 @@ struct ControlStatus {
     uint64_t held_expired = 0;
     uint64_t dropped = 0;
 };
+
+// The DPDK library's version ("DPDK 22.11.11").
+std::string dpdk_version();
 
 class Runtime {
 public:
@@ -82,6 +107,10 @@ public:
     std::vector<WorkerStatus> workers() const;
     ControlStatus control() const;
     std::string mac_of(uint32_t port) const;
+    LatencyStatus latency() const;
+    // The logger thread (stopped by stop(), alive until the runtime is destroyed), or
+    // nullptr when options.log.path is empty.
+    core::Logger* logger();
 
     struct Impl;  // runtime_impl.hpp: shared by the lcore loops
 

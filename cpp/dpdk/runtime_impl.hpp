@@ -44,6 +44,11 @@ struct alignas(64) WorkerState {
     std::atomic<uint64_t> idle_polls{0};
     std::atomic<uint64_t> tx_dropped{0};
     std::atomic<uint64_t> handover_dropped{0};
+    // Engine time per burst (kBurstHistogramBuckets): written by this worker alone, with
+    // plain relaxed stores (no locked instructions), read at scrape time.
+    std::atomic<uint64_t> bursts{0};
+    std::atomic<uint64_t> burst_ns_sum{0};
+    std::array<std::atomic<uint64_t>, kBurstHistogramBuckets> burst_ns_buckets{};
 };
 
 struct ControlState {
@@ -64,6 +69,9 @@ struct Runtime::Impl {
     core::EngineConfig engine_config;
     RuntimeOptions options;
     std::unique_ptr<core::Engine> engine;
+    std::unique_ptr<core::Logger> logger;
+    bool latency_stats_started = false;
+    uint64_t tsc_ns_mult = 0;  // ns = cycles * tsc_ns_mult >> 32
     std::vector<RuntimePort> ports;
     std::vector<int> engine_port_of;  // DPDK port id -> engine port index (-1: not ours)
     std::vector<std::unique_ptr<WorkerState>> workers;

@@ -1,7 +1,10 @@
 // A worker lcore: rx burst from its queue of every port, hand-overs from other workers,
 // the engine, then tx through per-port buffers (DESIGN section 3). No locks unless the
 // device has fewer TX queues than workers; no syscalls but the idle back-off.
+#include <rte_cycles.h>
 #include <time.h>
+
+#include <bit>
 
 #include "dpdk/runtime_impl.hpp"
 
@@ -85,7 +88,9 @@ private:
                                         rte_pktmbuf_tailroom(m), in_port};
             ptrs[i] = &views[i];
         }
+        const uint64_t started = rte_rdtsc();
         worker_.process_burst(ptrs, actions, n, handed_in);
+        record_burst(rte_rdtsc() - started);
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = mbufs[i];
             const core::Action& a = actions[i];
@@ -125,6 +130,17 @@ private:
                     break;
             }
         }
+    }
+
+    void record_burst(uint64_t cycles) {
+        const uint64_t ns = static_cast<uint64_t>((static_cast<unsigned __int128>(cycles) * rt_.tsc_ns_mult) >> 32);
+        const size_t bucket = std::min<size_t>(std::bit_width(ns), kBurstHistogramBuckets - 1);
+        auto bump = [](std::atomic<uint64_t>& c, uint64_t by) {
+            c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+        };
+        bump(st_.burst_ns_buckets[bucket], 1);
+        bump(st_.burst_ns_sum, ns);
+        bump(st_.bursts, 1);
     }
 
     void transmit(uint8_t port_index, rte_mbuf* m) {

@@ -143,6 +143,18 @@ class MemorySection(ConfigModel):
     size_mb: Annotated[int, Strict(), Field(ge=64)] = 256
 
 
+class LogSection(ConfigModel):
+    """The node's log (DESIGN section 8): JSON lines written by the logger thread, never
+    by a worker. Without `file`, the node writes no log."""
+
+    file: Path | None = None
+    # The file is rotated (file.1, file.2, ...) before it would grow past max_bytes.
+    max_bytes: Annotated[int, Strict(), Field(ge=4096)] = 64 * 1024 * 1024
+    keep: Annotated[int, Strict(), Field(ge=0, le=1000)] = 5
+    # How often drop counters that grew are written (one line per reason).
+    drop_report_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
 class DataplaneSection(ConfigModel):
     workers: Annotated[int, Strict(), Field(ge=1, le=128)] = 1
     lcores: str | None = None
@@ -156,6 +168,10 @@ class DataplaneSection(ConfigModel):
     local_ports: LocalPorts = LocalPorts()
     timeouts: Timeouts = Timeouts()
     ports: Annotated[list[PortSection], Field(min_length=1, max_length=32)]
+    log: LogSection = LogSection()
+    # DPDK's rte_latencystats (rx-to-tx latency of sampled packets). Off by default: it
+    # reads the TSC for every received packet and shares a cache line between workers.
+    latency_stats: Annotated[bool, Strict()] = False
 
 
 class TokenEntry(ConfigModel):
@@ -217,6 +233,10 @@ class ServiceSection(ConfigModel):
     timeouts: TimeoutOverrides = TimeoutOverrides()
     reals: Annotated[list[RealSection], Field(max_length=4096)] = []
     health_check: HealthCheckSection = HealthCheckSection()
+    # A log line when each session opens and closes (client, VIP, real, local address,
+    # bytes each way, duration), for audits; written where the node has a log
+    # (dataplane.log.file).
+    connection_log: Annotated[bool, Strict()] = False
 
     @field_validator("maglev_table_size")
     @classmethod

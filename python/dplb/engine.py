@@ -5,6 +5,7 @@ same config conversion to build its DPDK runtime."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dplb._core as _core
@@ -39,6 +40,7 @@ def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
     core.client_address = _CLIENT_ADDRESS[svc.client_address]
     core.proxy_from_client = _PROXY_FROM_CLIENT[svc.proxy_protocol_from_client]
     core.maglev_table_size = svc.maglev_table_size
+    core.connection_log = svc.connection_log
     overrides = svc.timeouts.model_dump()
     core.timeouts = [
         overrides[kind] if overrides[kind] is not None else getattr(defaults, kind)
@@ -53,6 +55,32 @@ def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
         reals.append(r)
     core.reals = reals
     return core
+
+
+def services_to_core(cfg: NodeConfig) -> list[Any]:
+    """The services of a validated config as the engine's ServiceConfig list."""
+    return [_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services]
+
+
+def logger_options(
+    cfg: NodeConfig, path: str | Path | None = None, *, monotonic_clock: bool = True
+) -> Any:
+    """The logger thread's options from `dataplane.log` (`path` overrides its file).
+    `monotonic_clock`: the workers' clocks are CLOCK_MONOTONIC (the DPDK runtime), so
+    record times become wall-clock times; False for the harness's own clock."""
+    log = cfg.dataplane.log
+    target = path if path is not None else log.file
+    if target is None:
+        raise ValueError("dataplane.log.file: no log file configured")
+    opts = _core.LoggerOptions()
+    opts.path = str(target)
+    opts.max_bytes = log.max_bytes
+    opts.keep = log.keep
+    opts.drop_report_ms = max(1, int(log.drop_report_interval * 1000))
+    opts.monotonic_clock = monotonic_clock
+    opts.node = cfg.node.name
+    opts.cluster = cfg.node.cluster
+    return opts
 
 
 def to_engine_config(cfg: NodeConfig) -> Any:
@@ -76,7 +104,7 @@ def to_engine_config(cfg: NodeConfig) -> Any:
         p.local_addresses = [[str(a) for a in worker] for worker in port.local_addresses]
         ports.append(p)
     core.ports = ports
-    core.services = [_service_to_core(s, dp.timeouts) for s in cfg.services]
+    core.services = services_to_core(cfg)
     return core
 
 
@@ -160,10 +188,26 @@ class Engine:
         cfg = config if isinstance(config, NodeConfig) else parse_config(config)
         if cfg.dataplane != self.config.dataplane:
             raise ValueError("dataplane: cannot change on a running engine")
-        self._core.apply_services(
-            [_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services]
-        )
+        self._core.apply_services(services_to_core(cfg))
         self.config = cfg
+
+    def counter_table(self, known_generation: int = -1) -> dict[str, Any]:
+        """Service and real counters for metrics (dplb.dataplane.read_counter_table)."""
+        table: dict[str, Any] = self._core.counter_table(known_generation)
+        return table
+
+    # -- the log ---------------------------------------------------------------------
+    def start_logger(self, path: str | Path | None = None) -> Any:
+        """Starts the logger thread (connection log, events, drop reports) writing JSON
+        lines to `path` (default: `dataplane.log.file`). One per engine; it stops when
+        the engine goes. Returns it: `pause()`, `resume()`, `flush()`, `event()`,
+        `stats()`, `stop()`."""
+        return self._core.start_logger(logger_options(self.config, path, monotonic_clock=False))
+
+    @property
+    def logger(self) -> Any:
+        """The logger thread, or None when none was started."""
+        return self._core.logger
 
     # -- state -----------------------------------------------------------------------
     def sessions(self) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""`make demo` until the DPDK node lands: one TCP connection and a burst of clients
-through the real engine (the harness), printed as a conversation, then the counters."""
+"""`dplb demo --harness`: the engine without DPDK, namespaces or root: one TCP
+connection and a burst of clients through the real engine (the harness), printed as a
+conversation, then the counters."""
 
 from __future__ import annotations
 

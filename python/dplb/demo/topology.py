@@ -5,6 +5,9 @@ namespaces named with one prefix, so a crashed run is cleaned up by the next."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,10 +75,12 @@ class Topology:
         for line in existing:
             name = line.split(" ")[0]
             if name.startswith(f"{self.prefix}-"):
-                sh("ip", "netns", "pids", name, check=False)
                 for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-                    sh("kill", "-9", pid, check=False)
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
                 sh("ip", "netns", "delete", name, check=False)
+        # A veth pair that create() had made but not yet moved into its namespaces.
+        sh("ip", "link", "delete", f"{self.prefix}-ta", check=False)
 
     def create(self) -> None:
         self.destroy()

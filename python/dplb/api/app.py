@@ -1,0 +1,107 @@
+"""`create_app`: the FastAPI application of a node. Start-up (the lifespan) seeds the store
+from the node config when it is empty, applies the desired config once, then keeps the
+reconciler watching the store until shut-down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from dplb import __version__
+from dplb.api.audit import AuditLog
+from dplb.api.changes import ConfigWriter
+from dplb.api.context import NodeContext
+from dplb.api.errors import install_error_handlers
+from dplb.api.routes import audit, config, node, reals, services, sessions, stats
+from dplb.config import NodeConfig
+from dplb.dataplane import Dataplane
+from dplb.reconciler import Reconciler, seed_store
+from dplb.store import FileStore, Store
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("dplb.api")
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation IDs: the route function's name (`list_services`), which clients
+    generated from the OpenAPI document use as method names."""
+    return route.name
+
+
+def default_store(node_config: NodeConfig) -> FileStore:
+    if node_config.store.etcd:
+        raise ValueError("store.etcd: the etcd store is not there yet; use store.file")
+    if node_config.store.file is None:
+        raise ValueError("store.file: a standalone node needs a file for its desired config")
+    return FileStore(node_config.store.file)
+
+
+def default_audit_path(node_config: NodeConfig, store: Store) -> Path | None:
+    if node_config.api.audit_log is not None:
+        return node_config.api.audit_log
+    if isinstance(store, FileStore):
+        return store.path.parent / "audit.jsonl"
+    return None
+
+
+def create_app(
+    node_config: NodeConfig,
+    dataplane: Dataplane,
+    store: Store | None = None,
+    *,
+    audit_log: AuditLog | None = None,
+    apply_timeout: float = 10.0,
+) -> FastAPI:
+    """The API of a node whose dataplane runs `node_config`. `store` defaults to the
+    node config's store; the audit log to `api.audit_log`, else audit.jsonl beside the
+    store's file. A change waits up to `apply_timeout` seconds for the reconciler."""
+    the_store = store if store is not None else default_store(node_config)
+    the_audit = audit_log or AuditLog(default_audit_path(node_config, the_store))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reconciler = Reconciler(the_store, dataplane)
+        await seed_store(the_store, node_config)
+        first = await the_store.read()
+        if first is not None:
+            await reconciler.reconcile(first)
+        app.state.node = NodeContext(
+            node_config=node_config,
+            store=the_store,
+            dataplane=dataplane,
+            reconciler=reconciler,
+            audit=the_audit,
+            writer=ConfigWriter(the_store, reconciler, the_audit, apply_timeout),
+        )
+        task = asyncio.create_task(
+            reconciler.run(after=first.version if first else 0), name="dplb-reconciler"
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="dplb",
+        version=__version__,
+        summary="Management API of a dplb node: services, reals, sessions, stats, config",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (services, reals, sessions, stats, node, config, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,187 @@
+"""Request and response bodies of the API. Services and reals reuse the node config's
+own models (`dplb.config`), so the API accepts exactly what a config file may say."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from dplb.config import (
+    HealthCheckSection,
+    NodeConfig,
+    RealSection,
+    ServiceSection,
+    TimeoutOverrides,
+)
+from dplb.config_diff import Change, endpoint_id, service_id
+from dplb.dataplane import CoreStats, DataplaneStatus
+from dplb.store import ApplyStatus, FieldError, VersionInfo
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(Model):
+    errors: list[FieldError]
+
+
+class Service(ServiceSection):
+    """A service as configured, with `id` (`10.0.100.10:80/tcp`, `[2001:db8::10]:80/tcp`)."""
+
+    id: str
+
+    @classmethod
+    def of(cls, svc: ServiceSection) -> Service:
+        # Already validated: construct, do not validate again (a service may have
+        # thousands of reals).
+        return cls.model_construct(**dict(svc), id=service_id(str(svc.vip), svc.port, svc.protocol))
+
+
+class Real(RealSection):
+    """A real as configured, with `id` (`10.0.2.11:8080`) and its service's id."""
+
+    id: str
+    service: str
+
+    @classmethod
+    def of(cls, svc: ServiceSection, real: RealSection) -> Real:
+        return cls.model_construct(
+            **dict(real),
+            id=endpoint_id(str(real.address), real.port),
+            service=service_id(str(svc.vip), svc.port, svc.protocol),
+        )
+
+
+class ServicePatch(Model):
+    """Fields to change; those left out stay. `reals` replaces the whole list."""
+
+    scheduler: Literal["rr", "wrr", "wlc", "maglev"] | None = None
+    client_address: Literal["none", "toa", "proxy-v1", "proxy-v2"] | None = None
+    nic: str | None = None
+    maglev_table_size: int | None = None
+    timeouts: TimeoutOverrides | None = None
+    health_check: HealthCheckSection | None = None
+    reals: list[RealSection] | None = None
+
+
+class RealPatch(Model):
+    weight: Annotated[int, Strict(), Field(ge=0, le=65535)] | None = None
+    enabled: Annotated[bool, Strict()] | None = None
+
+
+ChangeStatus = Literal["applied", "unchanged", "pending"]
+
+
+class ChangeResult(Model):
+    """The config version a change made and what the node did with it: `applied` (it
+    runs), `unchanged` (nothing to change), `pending` (written; the node has not applied
+    it yet: see /api/v1/config/status). A refused change is an error (422)."""
+
+    version: int
+    status: ChangeStatus
+    changes: list[Change] = []
+
+
+class ServiceChange(ChangeResult):
+    service: Service | None = None
+
+
+class RealChange(ChangeResult):
+    real: Real | None = None
+
+
+class SessionReset(Model):
+    removed: int
+
+
+class NodeStats(Model):
+    """Counters summed over the cores."""
+
+    workers: int
+    sessions: int
+    session_capacity: int
+    counters: dict[str, int]
+    drops: dict[str, int]
+
+
+class ServiceStats(Model):
+    id: str
+    vip: str
+    port: int
+    protocol: Literal["tcp", "udp"]
+    reals: int
+    connections: int
+    active: int
+    packets_in: int
+    packets_out: int
+    bytes_in: int
+    bytes_out: int
+
+
+class ConfigStatus(ApplyStatus):
+    """The desired version in the store beside what this node did with it."""
+
+    desired_version: int | None = None
+
+
+class NodeStatus(Model):
+    name: str
+    cluster: str
+    software_version: str
+    dataplane: DataplaneStatus
+    config: ConfigStatus
+
+
+class Caller(Model):
+    name: str
+    role: Literal["viewer", "admin"]
+
+
+class Health(Model):
+    status: Literal["ok"]
+
+
+class ConfigDocument(Model):
+    """A config version; API token values read as `*** redacted ***`, and a config
+    written back with that value keeps the token of the same name."""
+
+    info: VersionInfo
+    config: dict[str, Any] | None
+    problem: str | None = None
+
+
+class ConfigDiff(Model):
+    from_version: int
+    to_version: int
+    changes: list[Change]
+    text: str
+
+
+class Rollback(Model):
+    version: int = Field(ge=1)
+
+
+__all__ = [
+    "Caller",
+    "ChangeResult",
+    "ConfigDiff",
+    "ConfigDocument",
+    "ConfigStatus",
+    "CoreStats",
+    "ErrorBody",
+    "Health",
+    "NodeConfig",
+    "NodeStats",
+    "NodeStatus",
+    "Real",
+    "RealChange",
+    "RealPatch",
+    "Rollback",
+    "Service",
+    "ServiceChange",
+    "ServicePatch",
+    "ServiceStats",
+    "SessionReset",
+]

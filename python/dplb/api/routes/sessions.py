@@ -1,0 +1,65 @@
+"""Sessions: search (`GET /api/v1/sessions?client=198.51.100.0/24&vip=...`, paginated)
+and reset one (`DELETE /api/v1/sessions/{protocol}/{client}/{client_port}/{vip}/{vip_port}`):
+the session is removed by the worker that owns it, and later packets of the flow find
+no session (a TCP peer then sees its connection fail)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from dplb.api.audit import AuditEntry
+from dplb.api.deps import Admin, NodeDep, Viewer, parse_address
+from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
+from dplb.api.models import SessionReset
+from dplb.config_diff import endpoint_id
+from dplb.dataplane import SessionKey, SessionPage, SessionQuery
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+AnyPort = Annotated[int, Path(ge=0, le=65535)]
+
+
+@router.get("", responses=READ_ERRORS)
+def list_sessions(query: Annotated[SessionQuery, Query()], _: Viewer, node: NodeDep) -> SessionPage:
+    """Sessions matching every filter given (`client` is an address or a prefix), in a
+    stable order, `limit` (at most 1000) from `offset`."""
+    return node.dataplane.sessions(query)
+
+
+@router.delete("/{protocol}/{client}/{client_port}/{vip}/{vip_port}", responses=WRITE_ERRORS)
+async def reset_session(
+    protocol: Literal["tcp", "udp"],
+    client: str,
+    client_port: AnyPort,
+    vip: str,
+    vip_port: AnyPort,
+    who: Admin,
+    node: NodeDep,
+    request: Request,
+) -> SessionReset:
+    key = SessionKey(
+        protocol=protocol,
+        client=parse_address(client, "path.client"),
+        client_port=client_port,
+        vip=parse_address(vip, "path.vip"),
+        vip_port=vip_port,
+    )
+    client_id = endpoint_id(str(key.client), client_port)
+    name = f"{protocol} {client_id} -> {endpoint_id(str(key.vip), vip_port)}"
+    removed = await asyncio.to_thread(node.dataplane.reset_session, key)
+    entry = AuditEntry(
+        who=who.name,
+        role=who.role,
+        method=request.method,
+        path=request.url.path,
+        outcome="reset" if removed else "not_found",
+        status=200 if removed else 404,
+        message=f"reset session {name}",
+    )
+    await node.audit.record(entry)
+    if not removed:
+        raise ApiError(404, [("session", f"no session {name}")])
+    return SessionReset(removed=removed)

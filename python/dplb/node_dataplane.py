@@ -1,0 +1,116 @@
+"""`NodeDataplane`: the running DPDK node as a `Dataplane`, so the reconciler and the
+management API drive the real node exactly as they drive the harness in tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from dplb.config import NodeConfig
+from dplb.dataplane import (
+    DataplaneStatus,
+    EngineStats,
+    LocalAddress,
+    PortStatus,
+    SessionKey,
+    SessionPage,
+    SessionQuery,
+    core_stats,
+    page_sessions,
+    real_stats,
+    session_from_engine,
+)
+from dplb.engine import services_to_core
+
+_PROTOCOLS = {"tcp": 6, "udp": 17}
+_PORT_FIELDS = {"name", "device", "mac", "link_up", "steering"}
+
+
+class NodeDataplane:
+    """Wraps the runtime binding (`dplb._core.Runtime`) of a started node. Workers read
+    the configuration through a snapshot pointer, so `apply` never pauses them; the
+    lock only keeps two control-side writers apart."""
+
+    kind = "dpdk"
+
+    def __init__(self, runtime: Any, config: NodeConfig) -> None:
+        self.runtime = runtime
+        self._config = config
+        self._lock = threading.Lock()
+        self._started_at = datetime.now(UTC)
+        self._started = time.monotonic()
+
+    def running_config(self) -> NodeConfig:
+        with self._lock:
+            return self._config
+
+    def apply(self, config: NodeConfig) -> None:
+        with self._lock:
+            if config.dataplane != self._config.dataplane:
+                raise ValueError("dataplane: cannot change on a running node (restart it)")
+            self.runtime.apply_services(services_to_core(config))
+            self._config = config
+
+    def status(self) -> DataplaneStatus:
+        with self._lock:
+            cfg = self._config
+        runtime_ports = self.runtime.ports()
+        ports = []
+        for section, rp in zip(cfg.dataplane.ports, runtime_ports, strict=True):
+            extra = {
+                k: v
+                for k, v in rp.items()
+                if k not in {"name", "device", "mac", "link_up", "steering"}
+            }
+            ports.append(
+                PortStatus(
+                    name=rp["name"],
+                    device=rp["device"],
+                    mac=rp["mac"].lower(),
+                    addresses=[str(a) for a in section.address],
+                    gateways=[str(g) for g in section.gateway],
+                    link_up=rp["link_up"],
+                    steering=rp["steering"],
+                    **extra,
+                )
+            )
+        modes = {p.steering for p in ports}
+        return DataplaneStatus(
+            kind=self.kind,
+            workers=cfg.dataplane.workers,
+            steering=modes.pop() if len(modes) == 1 else "mixed",
+            ports=ports,
+            started_at=self._started_at,
+            uptime_seconds=time.monotonic() - self._started,
+        )
+
+    def stats(self) -> EngineStats:
+        raw = [
+            {**engine, **{k: v for k, v in loop.items() if k != "id"}}
+            for engine, loop in zip(
+                self.runtime.worker_stats(), self.runtime.workers(), strict=True
+            )
+        ]
+        return EngineStats(cores=core_stats(raw), reals=real_stats(self.runtime.real_stats()))
+
+    def sessions(self, query: SessionQuery) -> SessionPage:
+        return page_sessions((session_from_engine(s) for s in self.runtime.sessions()), query)
+
+    def reset_session(self, key: SessionKey) -> int:
+        before = self.runtime.sessions_reset()
+        self.runtime.reset_session(
+            str(key.client), key.client_port, str(key.vip), key.vip_port, _PROTOCOLS[key.protocol]
+        )
+        # The owner worker carries it out at its next clock tick (a millisecond).
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            done = int(self.runtime.sessions_reset()) - int(before)
+            if done:
+                return done
+            time.sleep(0.002)
+        return 0
+
+    def local_addresses(self) -> list[LocalAddress]:
+        return [LocalAddress.model_validate(a) for a in self.runtime.local_addresses()]

@@ -1,0 +1,80 @@
+"""The audit log: every change through the API is one JSON line with who (the token's
+name), when, the request, the outcome, the version it made and what changed; refused and
+forbidden attempts are recorded too; the log survives the node."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api_helpers import ADMIN, API, VIEWER, Node, api_client
+from conftest import VIP4
+
+WEB = f"{API}/services/{VIP4}/80/tcp"
+
+
+def lines(node: Node) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in node.audit_path.read_text().splitlines()]
+
+
+def test_a_change_is_recorded_with_who_when_and_what(client: TestClient, node: Node) -> None:
+    before = datetime.now(UTC)
+    client.patch(f"{WEB}/reals/10.0.2.11/8080", headers=ADMIN, json={"weight": 42})
+    (entry,) = lines(node)
+    assert entry["who"] == "ops"
+    assert entry["role"] == "admin"
+    assert (entry["method"], entry["path"]) == ("PATCH", f"{WEB}/reals/10.0.2.11/8080")
+    assert (entry["outcome"], entry["status"], entry["version"]) == ("applied", 200, 2)
+    assert entry["message"] == "set weight=42 real 10.0.2.11:8080 of service 10.0.100.10:80/tcp"
+    assert entry["changes"] == [
+        {
+            "path": "services[10.0.100.10:80/tcp].reals[10.0.2.11:8080].weight",
+            "op": "changed",
+            "old": 100,
+            "new": 42,
+        }
+    ]
+    when = datetime.fromisoformat(entry["time"])
+    assert before - timedelta(seconds=1) <= when <= datetime.now(UTC)
+
+
+def test_refused_and_forbidden_attempts_are_recorded(client: TestClient, node: Node) -> None:
+    client.patch(f"{WEB}/reals/10.0.2.11/8080", headers=ADMIN, json={"weight": 42})
+    client.post(
+        f"{API}/services", headers=ADMIN, json={"vip": "10.0.100.40", "port": 1, "nic": "nope"}
+    )
+    client.delete(WEB, headers=VIEWER)
+    client.delete(f"{API}/services/{VIP4}/99/tcp", headers=ADMIN)
+    entries = lines(node)
+    assert [(e["who"], e["outcome"], e["status"]) for e in entries] == [
+        ("ops", "applied", 200),
+        ("ops", "refused", 422),
+        ("dashboard", "forbidden", 403),
+        ("ops", "not_found", 404),
+    ]
+    assert entries[1]["errors"][0]["path"] == "services[3].nic"
+    assert entries[1]["changes"] == []
+    # The route shows the same, newest first.
+    shown = client.get(f"{API}/audit?limit=2", headers=VIEWER).json()
+    assert [e["outcome"] for e in shown] == ["not_found", "forbidden"]
+
+
+def test_reads_and_unchanged_writes_are_not_changes(client: TestClient, node: Node) -> None:
+    client.get(f"{API}/services", headers=ADMIN)
+    client.post(f"{WEB}/reals/10.0.2.11/8080/enable", headers=ADMIN)  # already enabled
+    assert not node.audit_path.exists() or lines(node) == []
+
+
+def test_the_log_outlives_the_node(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    with api_client(node) as client:
+        client.patch(WEB, headers=ADMIN, json={"scheduler": "wrr"})
+    again = Node(tmp_path)
+    with api_client(again) as client:
+        client.patch(WEB, headers=ADMIN, json={"scheduler": "wlc"})
+        shown = client.get(f"{API}/audit", headers=ADMIN).json()
+    assert [e["version"] for e in shown] == [3, 2]
