@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -43,8 +44,9 @@ std::string vdev_name(const std::string& device) { return device.substr(0, devic
 std::string error_text(int rc) { return std::string(rte_strerror(rc < 0 ? -rc : rc)); }
 
 std::string mac_text(const rte_ether_addr& a) {
-    char buf[RTE_ETHER_ADDR_FMT_SIZE];
-    rte_ether_format_addr(buf, sizeof buf, &a);
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", a.addr_bytes[0], a.addr_bytes[1],
+                  a.addr_bytes[2], a.addr_bytes[3], a.addr_bytes[4], a.addr_bytes[5]);
     return buf;
 }
 
@@ -320,6 +322,8 @@ void Runtime::Impl::start() {
                 rte_zmalloc_socket("tx_buffer", RTE_ETH_TX_BUFFER_SIZE(kBurstSize), 0, socket));
             if (buf == nullptr) throw std::runtime_error("cannot allocate TX buffers");
             rte_eth_tx_buffer_init(buf, kBurstSize);
+            // Frames a full TX ring refuses are freed and counted, not lost silently.
+            rte_eth_tx_buffer_set_err_callback(buf, rte_eth_tx_buffer_count_callback, &st->tx_buffer_dropped);
             st->tx_buffers.push_back(buf);
         }
         workers.push_back(std::move(st));
@@ -450,8 +454,10 @@ std::vector<PortStatus> Runtime::ports() const {
 std::vector<WorkerStatus> Runtime::workers() const {
     std::vector<WorkerStatus> out;
     for (const auto& st : impl_->workers) {
-        WorkerStatus s{st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(), st->tx_dropped.load(),
-                       st->handover_dropped.load()};
+        // tx_buffer_dropped is written by its worker only: a relaxed read may be a little old.
+        const uint64_t buffer_drops = __atomic_load_n(&st->tx_buffer_dropped, __ATOMIC_RELAXED);
+        WorkerStatus s{st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(),
+                       st->tx_dropped.load() + buffer_drops, st->handover_dropped.load()};
         s.bursts = st->bursts.load(std::memory_order_relaxed);
         s.burst_ns_sum = st->burst_ns_sum.load(std::memory_order_relaxed);
         for (size_t i = 0; i < kBurstHistogramBuckets; ++i) {

@@ -42,7 +42,8 @@ struct alignas(64) WorkerState {
     std::vector<rte_eth_dev_tx_buffer*> tx_buffers;  // per port
     std::atomic<uint64_t> busy_polls{0};
     std::atomic<uint64_t> idle_polls{0};
-    std::atomic<uint64_t> tx_dropped{0};
+    std::atomic<uint64_t> tx_dropped{0};  // shared TX queue full
+    uint64_t tx_buffer_dropped = 0;       // TX queue full when a buffer flushed (DPDK counts it)
     std::atomic<uint64_t> handover_dropped{0};
     // Engine time per burst (kBurstHistogramBuckets): written by this worker alone, with
     // plain relaxed stores (no locked instructions), read at scrape time.

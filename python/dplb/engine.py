@@ -191,6 +191,11 @@ class Engine:
         self._core.apply_services(services_to_core(cfg))
         self.config = cfg
 
+    def worker_stats(self) -> list[dict[str, Any]]:
+        """Per-worker counters alone (stats() without the per-real part: cheap)."""
+        workers: list[dict[str, Any]] = self._core.worker_stats()
+        return workers
+
     def counter_table(self, known_generation: int = -1) -> dict[str, Any]:
         """Service and real counters for metrics (dplb.dataplane.read_counter_table)."""
         table: dict[str, Any] = self._core.counter_table(known_generation)

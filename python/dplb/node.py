@@ -331,6 +331,40 @@ class StatusWriter:
             self.failing = True
 
 
+def _report_loop(
+    node: Node,
+    stop: threading.Event,
+    report: threading.Event,
+    status: StatusWriter | None,
+    out: TextIO,
+) -> None:
+    """Status lines on SIGUSR1 and the status file each second, beside the API."""
+    last_status = time.monotonic()
+    while not stop.wait(0.2):
+        if report.is_set():
+            report.clear()
+            for line in node.status_lines():
+                print(line, file=out)
+            out.flush()
+        if status is not None and time.monotonic() - last_status >= 1.0:
+            last_status = time.monotonic()
+            status.write(node)
+
+
+def serve_api(cfg: NodeConfig, node: Node, out: TextIO) -> None:
+    """The management API and web admin over the running node, until SIGINT/SIGTERM.
+    The reconciler in the app applies the store's desired config to the node."""
+    from dplb.api.app import create_app
+    from dplb.api.serve import make_server
+    from dplb.node_dataplane import NodeDataplane
+
+    app = create_app(cfg, NodeDataplane(node.runtime, cfg))
+    server = make_server(app, cfg.api.listen)
+    print(f"dplb: API on http://{cfg.api.listen}/api/v1 (store {cfg.store.file})", file=out)
+    out.flush()
+    server.run()
+
+
 def run(config_path: str, out: TextIO = sys.stdout, status_file: str | None = None) -> int:
     try:
         cfg = load_config(config_path)
@@ -363,16 +397,21 @@ def run(config_path: str, out: TextIO = sys.stdout, status_file: str | None = No
         for line in node.status_lines():
             print(line, file=out)
         out.flush()
-        last_status = time.monotonic()
-        while not stop.wait(0.2):
-            if report.is_set():
-                report.clear()
-                for line in node.status_lines():
-                    print(line, file=out)
-                out.flush()
-            if status is not None and time.monotonic() - last_status >= 1.0:
-                last_status = time.monotonic()
-                status.write(node)
+        reporter = threading.Thread(
+            target=_report_loop,
+            args=(node, stop, report, status, out),
+            name="dplb-status",
+            daemon=True,
+        )
+        reporter.start()
+        if cfg.store.file is not None:
+            serve_api(cfg, node, out)  # returns on SIGINT/SIGTERM
+            stop.set()
+        else:
+            print("dplb: no API (store.file is not set)", file=out)
+            out.flush()
+            stop.wait()
+        reporter.join()
         print("dplb: stopping", file=out)
         out.flush()
         if status is not None:
