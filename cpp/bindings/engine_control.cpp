@@ -1,27 +1,19 @@
 // Control-side operations on an Engine for Python: session reset and local addresses.
 #include "bindings/engine_control.hpp"
 
+#include "bindings/conversions.hpp"
+
 namespace py = pybind11;
 
 namespace dplb::bindings {
 
 using namespace dplb::core;
 
-namespace {
-
-IpAddress address_of(const std::string& text) {
-    auto a = IpAddress::parse(text);
-    if (!a) throw py::value_error("not an IP address: '" + text + "'");
-    return *a;
-}
-
-}  // namespace
-
 void engine_reset_session(Engine& engine, const std::string& client, uint16_t client_port, const std::string& vip,
                           uint16_t vip_port, uint8_t proto) {
     FlowKey key;
-    key.src = address_of(client);
-    key.dst = address_of(vip);
+    key.src = parse_address(client);
+    key.dst = parse_address(vip);
     key.src_port = client_port;
     key.dst_port = vip_port;
     key.proto = proto;

@@ -11,6 +11,7 @@
 #include "core/logger.hpp"
 #include "core/sync_driver.hpp"
 #include "bindings/engine_control.hpp"
+#include "bindings/conversions.hpp"
 #include "bindings/engine_views.hpp"
 
 namespace py = pybind11;
@@ -19,34 +20,6 @@ using namespace dplb::bindings;
 
 namespace {
 
-IpAddress parse_address(const std::string& text) {
-    auto a = IpAddress::parse(text);
-    if (!a) throw py::value_error("not an IP address: '" + text + "'");
-    return *a;
-}
-
-Prefix parse_prefix(const std::string& text) {
-    auto p = Prefix::parse(text);
-    if (!p) throw py::value_error("not an address/prefix: '" + text + "'");
-    return *p;
-}
-
-MacAddress parse_mac(const std::string& text) {
-    MacAddress mac{};
-    unsigned v[6];
-    if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4],
-                                         &v[5]) != 6) {
-        throw py::value_error("not a MAC address: '" + text + "'");
-    }
-    for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
-    return mac;
-}
-
-std::string mac_text(const uint8_t* m) {
-    char buf[18];
-    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-    return buf;
-}
 
 
 const char* verdict_name(Verdict v) {
