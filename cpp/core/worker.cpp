@@ -67,9 +67,9 @@ void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t
     ParsedPacket* parsed = parsed_.data();
     for (uint32_t base = 0; base < n; base += kBurst) {
         uint32_t count = std::min(kBurst, n - base);
-        // Three passes, so that each memory access of a packet was requested one pass
-        // earlier: parse and prefetch the index slot; read the slot and prefetch the
-        // session; then process.
+        // Parse the burst and prefetch each packet's index slot; then process it in order,
+        // prefetching the session of the packet kAhead places on (its slot has arrived by
+        // then), so that a packet's memory was asked for well before it is needed.
         uint64_t hashes[kBurst];
         for (uint32_t i = 0; i < count; ++i) {
             PacketView& pkt = *packets[base + i];
