@@ -9,7 +9,7 @@ CPP_TEST_DIR := build/cpp-tests
 BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build test test-cpp test-python lint bench bench-apply demo clean
+.PHONY: all deps build test test-cpp test-python lint bench bench-apply bench-scrape demo clean
 
 all: build
 
@@ -23,7 +23,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
-	    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "pytest>=8" "scapy>=2.5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
+	    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "prometheus-client>=0.20" "pytest>=8" "scapy>=2.5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
 	@touch $@
 
 deps: $(STAMPS)/venv
@@ -62,11 +62,17 @@ bench: $(STAMPS)/apt
 	@mkdir -p bench/results
 	$(BENCH_DIR)/dplb_engine_bench --sessions 1000000 --json bench/results/engine.json
 	$(MAKE) bench-apply
+	$(MAKE) bench-scrape
 
 # Applying 1,000 services x 100 reals through the reconciler, with packets flowing.
 bench-apply: $(STAMPS)/build
 	@mkdir -p bench/results
 	$(VPY) bench/apply_bench.py --json bench/results/apply.json
+
+# A /metrics scrape of 1,000 services x 10 reals on 2 workers (aim: under 50 ms).
+bench-scrape: $(STAMPS)/build
+	@mkdir -p bench/results
+	$(VPY) bench/scrape_bench.py --json bench/results/scrape.json
 
 # The node in network namespaces with live HTTP traffic (root); Ctrl-C stops it and
 # removes the namespaces. `$(VPY) -m dplb.cli demo --harness`: the engine alone, no root.

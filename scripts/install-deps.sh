@@ -8,6 +8,8 @@ packages=(
   python3 python3-dev python3-venv python3-pip
   libgtest-dev libdpdk-dev dpdk-dev
   iproute2 ethtool iputils-ping curl nftables
+  haproxy nginx tcpdump
+  prometheus
 )
 
 missing=()

@@ -393,7 +393,7 @@ class HarnessDataplane:
 
     def telemetry(self) -> Telemetry:
         with self.lock:
-            cores: list[dict[str, Any]] = self.engine.stats()["workers"]
+            cores = self.engine.worker_stats()
             self._counters = read_counter_table(self.engine.counter_table, self._counters)
             counters = self._counters
             logger = self.engine.logger

@@ -8,8 +8,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import dplb._core as _core
 from dplb.config import NodeConfig
 from dplb.dataplane import (
+    CounterTable,
     DataplaneStatus,
     EngineStats,
     LocalAddress,
@@ -17,8 +19,10 @@ from dplb.dataplane import (
     SessionKey,
     SessionPage,
     SessionQuery,
+    Telemetry,
     core_stats,
     page_sessions,
+    read_counter_table,
     real_stats,
     session_from_engine,
 )
@@ -41,6 +45,8 @@ class NodeDataplane:
         self._lock = threading.Lock()
         self._started_at = datetime.now(UTC)
         self._started = time.monotonic()
+        self._counters: CounterTable | None = None
+        self._counters_lock = threading.Lock()
 
     def running_config(self) -> NodeConfig:
         with self._lock:
@@ -114,3 +120,26 @@ class NodeDataplane:
 
     def local_addresses(self) -> list[LocalAddress]:
         return [LocalAddress.model_validate(a) for a in self.runtime.local_addresses()]
+
+    def telemetry(self) -> Telemetry:
+        """Engine and runtime counters for the metrics collector (dplb.metrics)."""
+        rt = self.runtime
+        cores = [
+            {**engine, **{k: v for k, v in loop.items() if k != "id"}}
+            for engine, loop in zip(rt.worker_stats(), rt.workers(), strict=True)
+        ]
+        with self._counters_lock:
+            self._counters = read_counter_table(rt.counter_table, self._counters)
+            counters = self._counters
+        logger = rt.logger
+        return Telemetry(
+            kind=self.kind,
+            started_at=self._started_at.timestamp(),
+            cores=cores,
+            counters=counters,
+            ports=rt.ports(),
+            control=rt.control(),
+            latency=rt.latency(),
+            logger=logger.stats() if logger is not None else None,
+            dpdk_version=getattr(_core, "dpdk_version", None),
+        )

@@ -7,11 +7,17 @@ JSON object.
   udp HOST PORT COUNT          COUNT datagrams from COUNT sockets; the answers
   flood IFACE DST_MAC ROUNDS   malformed frames at the VIPs, ROUNDS times each kind
                                (0: until SIGTERM)
+  banner HOST PORT             to a server that speaks first (proxy_server.py --banner):
+                               sends nothing until its banner came, then a line
+  echo HOST PORT SIZE          SIZE random bytes to proxy_server.py --echo while reading
+                               the echo; the sha256 of both ways and the server's answer
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -152,6 +158,78 @@ def flood(iface: str, dst_mac: str, rounds: int) -> dict[str, Any]:
     return {"sent": sent}
 
 
+def connect(host: str, port: int) -> tuple[socket.socket, dict[str, Any]]:
+    sock = socket.create_connection((host, port), timeout=60)
+    local = sock.getsockname()
+    return sock, {"local": [local[0], local[1]]}
+
+
+def read_line(sock: socket.socket) -> str:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    return line.decode(errors="replace")
+
+
+def banner(host: str, port: int) -> dict[str, Any]:
+    """Waits for the server's banner before sending anything: whatever the server read
+    before it came from dplb."""
+    sock, result = connect(host, port)
+    with sock:
+        first = read_line(sock)
+        result["banner"] = json.loads(first) if first else None
+        sock.sendall(b"hello\n")
+        result["reply"] = read_line(sock)
+    return result
+
+
+def echo(host: str, port: int, size: int) -> dict[str, Any]:
+    """Sends an 8-byte length and `size` random bytes from one thread while this one reads
+    the echo; then the server's closing JSON line."""
+    sock, result = connect(host, port)
+    sent = hashlib.sha256()
+    failure: list[str] = []
+
+    def send() -> None:
+        try:
+            sock.sendall(size.to_bytes(8, "big"))
+            left = size
+            while left:
+                data = os.urandom(min(1 << 20, left))
+                sent.update(data)
+                sock.sendall(data)
+                left -= len(data)
+        except OSError as exc:
+            failure.append(f"send: {exc}")
+
+    sender = threading.Thread(target=send)
+    with sock:
+        sender.start()
+        echoed = hashlib.sha256()
+        got = 0
+        start = b""  # shown when the echo falls short (an {"error": ...} line instead?)
+        while got < size:
+            data = sock.recv(min(1 << 20, size - got))
+            if not data:
+                break
+            start += data[: 200 - len(start)]
+            echoed.update(data)
+            got += len(data)
+        trailer = b""
+        while chunk := sock.recv(65536):
+            trailer += chunk
+        sender.join()
+    answer = trailer.decode(errors="replace")
+    result |= {"sent_sha256": sent.hexdigest(), "echoed": got, "echo_sha256": echoed.hexdigest()}
+    result |= {"server": json.loads(answer) if answer.strip() else None, "failure": failure}
+    if got < size:
+        result["echo_start"] = start.decode(errors="replace")
+    return result
+
+
 def main(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
     if command == "arp":
@@ -162,6 +240,10 @@ def main(argv: list[str]) -> int:
         result = udp(args[0], int(args[1]), int(args[2]))
     elif command == "flood":
         result = flood(args[0], args[1], int(args[2]))
+    elif command == "banner":
+        result = banner(args[0], int(args[1]))
+    elif command == "echo":
+        result = echo(args[0], int(args[1]), int(args[2]))
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -18,11 +18,14 @@ from dplb.api.audit import AuditLog
 from dplb.api.changes import ConfigWriter
 from dplb.api.context import NodeContext
 from dplb.api.errors import install_error_handlers
+from dplb.api.origin import SameOriginWrites
 from dplb.api.routes import audit, config, node, reals, services, sessions, stats
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
+from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
 from dplb.store import FileStore, Store
+from dplb.web import web_admin
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("dplb.api")
@@ -104,4 +107,9 @@ def create_app(
     for module in (services, reals, sessions, stats, node, config, audit):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(metrics_router)  # GET /metrics, for Prometheus (no token)
+    # Writes from another site's page are refused (dplb.api.origin says why).
+    app.add_middleware(SameOriginWrites)
+    # The web admin at `/`: mounted last, it answers only what no route above does.
+    app.mount("/", web_admin(), name="web")
     return app
