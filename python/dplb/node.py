@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,8 @@ from typing import Any, TextIO
 
 import dplb._core as _core
 from dplb.config import ConfigError, NodeConfig, load_config
-from dplb.engine import to_engine_config
+from dplb.engine import logger_options, to_engine_config
+from dplb.eventlog import LoggerHandler, log_event
 
 LOCK_DIR = Path(os.environ.get("DPLB_RUN_DIR", "/run/dplb"))
 
@@ -143,6 +145,10 @@ def runtime_options(cfg: NodeConfig) -> Any:
     opts.lcores = dp.lcores or ""
     opts.idle_sleep_us = dp.idle_sleep_us
     opts.file_prefix = f"dplb-{cfg.node.name}"
+    opts.latency_stats = dp.latency_stats
+    if dp.log.file is not None:
+        # The runtime starts the logger before the lcores and stops it after them.
+        opts.log = logger_options(cfg)
     return opts
 
 
@@ -230,8 +236,22 @@ class Node:
             raise NodeError(str(exc)) from None
         self.started_at = time.monotonic()
         configure_kernel_interfaces(self.cfg)
+        self._log_handler: LoggerHandler | None = None
+        logger = self.runtime.logger
+        if logger is not None:
+            log_event(logger, "start", workers=self.cfg.dataplane.workers)
+            # The control plane's own messages (reconciler, API) go to the same file.
+            self._log_handler = LoggerHandler(logger)
+            logging.getLogger("dplb").addHandler(self._log_handler)
+            logging.getLogger("dplb").setLevel(logging.INFO)
 
     def stop(self) -> None:
+        logger = self.runtime.logger if self.runtime.running else None
+        if logger is not None:
+            log_event(logger, "stop")
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None:
+            logging.getLogger("dplb").removeHandler(handler)
         self.runtime.stop()
         reattach_to_kernel(af_packet_interfaces(self.cfg))
 

@@ -151,6 +151,10 @@ class Reconciler:
                 desired.version,
                 len(changes),
                 "" if len(changes) == 1 else "s",
+                extra={
+                    "event": "config_applied",
+                    "fields": {"version": desired.version, "changes": len(changes)},
+                },
             )
             return await self._record(desired.version, now, "applied" if changes else "unchanged")
 
@@ -177,6 +181,13 @@ class Reconciler:
                 "refused version %d: %s",
                 version,
                 "; ".join(f"{e.path}: {e.reason}" for e in status.errors),
+                extra={
+                    "event": "config_refused",
+                    "fields": {
+                        "version": version,
+                        "errors": [{"path": e.path, "reason": e.reason} for e in status.errors],
+                    },
+                },
             )
         self.status = status
         try:
