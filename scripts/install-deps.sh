@@ -10,6 +10,7 @@ packages=(
   iproute2 ethtool iputils-ping curl nftables
   haproxy nginx tcpdump
   prometheus
+  chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
 
 missing=()

@@ -7,17 +7,22 @@ config in the lab's folder, so the lab's close() stops it."""
 
 from __future__ import annotations
 
+import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+from scapy.error import Scapy_Exception
 from scapy.layers.inet import TCP
 from scapy.packet import Packet
 from scapy.utils import rdpcap
 
 from dplb.demo.lab import Lab, NamespaceProcess, wait_until
 from dplb.demo.topology import netns_exec
+
+T = TypeVar("T")
 
 PROXY_SERVER = Path(__file__).with_name("proxy_server.py")
 
@@ -106,24 +111,38 @@ def start_proxy_server(lab: Lab, ns: str, banner_port: int, echo_port: int) -> N
     return proc
 
 
+class Capture:
+    """The frames tcpdump wrote so far (-U: each as it comes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def frames(self) -> list[Packet]:
+        try:
+            return list(rdpcap(str(self.path)))
+        except (OSError, EOFError, struct.error, Scapy_Exception):
+            return []  # not written yet, or a record half-way
+
+    def wait_for(self, find: Callable[[list[Packet]], T | None], what: str) -> T:
+        return wait_until(lambda: find(self.frames()), 10, f"{what} in {self.path.name}")
+
+
 @contextmanager
-def capture(lab: Lab, ns: str, name: str, bpf: str) -> Iterator[list[Packet]]:
-    """Captures on eth0 of `ns` while the block runs; the list fills with the frames once
-    the block has ended (tcpdump stopped and its file read)."""
+def capture(lab: Lab, ns: str, name: str, bpf: str) -> Iterator[Capture]:
+    """tcpdump on eth0 of `ns` while the block runs."""
     path = lab.workdir / f"{name}.pcap"
-    # -U: each frame written as it comes; -Z root: write where root can (the lab's folder).
-    argv = ["tcpdump", "-i", "eth0", "-n", "-U", "-Z", "root", "-w", str(path), bpf]
-    proc = lab.spawn(ns, argv, name)
+    # --immediate-mode: each frame handed over as it comes, not by the buffer-full;
+    # -U: written as it comes; -Z root: write where root can (the lab's folder).
+    argv = ["tcpdump", "-i", "eth0", "-n", "--immediate-mode", "-U", "-Z", "root"]
+    proc = lab.spawn(ns, [*argv, "-w", str(path), bpf], name)
     proc.wait_for_output(r"listening on eth0", 30)
-    frames: list[Packet] = []
     try:
-        yield frames
+        yield Capture(path)
     finally:
         proc.stop(timeout=10)
-    frames.extend(rdpcap(str(path)))
 
 
-def handshake_ack(frames: list[Packet], real_port: int) -> Packet:
+def handshake_ack(frames: list[Packet], real_port: int) -> Packet | None:
     """The first segment toward the real that acknowledges its SYN-ACK: the ACK that
     completes the handshake."""
     synack = None
@@ -137,7 +156,7 @@ def handshake_ack(frames: list[Packet], real_port: int) -> Packet:
             and tcp.ack == (synack.seq + 1) % 2**32
         ):
             return frame
-    raise AssertionError(f"no handshake in the capture: {[f.summary() for f in frames]}")
+    return None
 
 
 def tcp_options(tcp: TCP) -> list[tuple[int, bytes]]:

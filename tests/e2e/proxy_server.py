@@ -30,6 +30,7 @@ from typing import Any
 V1_PREFIX = b"PROXY "
 V1_MAX = 107  # the spec's limit for a v1 line, CRLF included
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+TIMEOUT = 60.0
 
 
 class ProxyError(ValueError):
@@ -143,10 +144,13 @@ def send_json(conn: socket.socket, answer: dict[str, Any]) -> None:
 
 def banner(conn: socket.socket, peer: str) -> None:
     header = read_proxy_header(conn)
+    conn.setblocking(False)  # with a timeout, Python's recv would wait for data first
     try:
-        early = len(conn.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        early = len(conn.recv(65536, socket.MSG_PEEK))
     except BlockingIOError:
         early = 0
+    finally:
+        conn.settimeout(TIMEOUT)
     send_json(conn, {"header": header, "peer": peer, "early_bytes": early})
     line = b""
     while not line.endswith(b"\n"):
@@ -190,7 +194,7 @@ def serve(port: int, handler: Callable[[socket.socket, str], None]) -> None:
     def accept() -> None:
         while True:
             conn, address = sock.accept()
-            conn.settimeout(60)
+            conn.settimeout(TIMEOUT)
             args = (handler, conn, peer_text(address))
             threading.Thread(target=handle, args=args, daemon=True).start()
 

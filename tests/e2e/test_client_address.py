@@ -46,6 +46,8 @@ ROUTES: dict[str, tuple[int, str, int, int]] = {
     "haproxy-v2": (2081, "proxy-v2", 0, HAPROXY_PORT),
     "nginx-v1": (1082, "proxy-v1", 1, NGINX_PORT),
     "nginx-v2": (2082, "proxy-v2", 1, NGINX_PORT),
+    "haproxy-none": (81, "none", 0, HAPROXY_PORT),
+    "nginx-none": (82, "none", 1, NGINX_PORT),
     "banner-v1": (1091, "proxy-v1", 2, BANNER_PORT),
     "banner-v2": (2091, "proxy-v2", 2, BANNER_PORT),
     "echo-v1": (1092, "proxy-v1", 2, ECHO_PORT),
@@ -131,6 +133,17 @@ def test_nginx_sees_the_client_address(lab: Lab, version: str, family: str) -> N
     assert body == f"nginx {client} {port} {vip} {ROUTES[route][0]} {local}\n"
 
 
+@pytest.mark.parametrize("judge", ["haproxy", "nginx"])
+def test_judges_refuse_a_connection_without_a_header(lab: Lab, judge: str) -> None:
+    """What makes them judges: without dplb's header (a service with client_address
+    none) the same request gets no answer."""
+    t = lab.topology
+    url = f"http://{t.vip4}:{ROUTES[f'{judge}-none'][0]}/"
+    result = lab.client("curl", "-sS", "--fail", "-m", "20", url, check=False)
+    # 52: empty reply, 56: reset; either way the judge closed without answering.
+    assert result.returncode in (52, 56), (result.returncode, result.stdout, result.stderr)
+
+
 # -- proxy_server.py: a server that speaks first, and 20 MB each way -------------------
 
 
@@ -203,11 +216,11 @@ def test_toa_option_in_the_handshake_ack_names_the_client(lab: Lab, family: str)
     client, _, local = addresses(t, family)
     with capture(lab, t.real_ns(2), f"toa-{family}", f"tcp port {HTTP_PORT}") as frames:
         body, port = request(lab, "toa", family)
+        ack = frames.wait_for(lambda f: handshake_ack(f, HTTP_PORT), "the handshake's ACK")
     # The connection works as any other (Linux ignores the unknown option); the real
     # server saw dplb's local address as its peer.
     assert re.fullmatch(rf"rs3 {re.escape(host(local))}:\d+\n", body), body
 
-    ack = handshake_ack(frames, HTTP_PORT)
     ip = ack[IP] if family == "ipv4" else ack[IPv6]
     assert (ip.src, ack[TCP].flags) == (local, "A")
     # Checksums the real's kernel accepts (else a later segment would have completed
