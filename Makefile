@@ -23,7 +23,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
-	    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "prometheus-client>=0.20" "pytest>=8" "scapy>=2.5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
+	    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "prometheus-client>=0.20" "pytest>=8" "scapy>=2.5" "playwright>=1.40" "ruff>=0.5" "mypy>=1.10" types-PyYAML
 	@touch $@
 
 deps: $(STAMPS)/venv

@@ -234,10 +234,10 @@ def test_sessions_search_and_reset(page: Page, url: str, node: Node) -> None:
 
     sign_in(page, url)
     page.get_by_role("link", name="Sessions").click()
-    expect(page.locator("p.summary")).to_have_text("1–2 of 2 sessions")
+    expect(page.locator("p.summary")).to_have_text("1\u20132 of 2 sessions")
     page.get_by_label("Client").fill("198.51.100.0/24")
     page.get_by_role("button", name="Search").click()
-    expect(page.locator("p.summary")).to_have_text("1–1 of 1 sessions")
+    expect(page.locator("p.summary")).to_have_text("1\u20131 of 1 sessions")
     rows = page.locator("table.sessions tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("198.51.100.7:40001")
@@ -317,4 +317,6 @@ def test_config_history_diff_and_rollback(page: Page, url: str, node: Node) -> N
     expect(page.locator('tr[data-version="3"]')).to_contain_text("roll back to version 1")
     expect(page.locator('[data-stat="applied"]')).to_have_text("v3")
     assert node.running().services[0].scheduler == "rr"
-    expect(page.locator("table.audit tbody tr").first).to_contain_text("POST /api/v1/config/rollback")
+    expect(page.locator("table.audit tbody tr").first).to_contain_text(
+        "POST /api/v1/config/rollback"
+    )

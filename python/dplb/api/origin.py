@@ -4,7 +4,9 @@ browser never attaches it to a request on its own, as it would a cookie, so a pa
 another site cannot make a signed-in browser write. As a second guard, `SameOriginWrites`
 refuses any write (POST, PUT, PATCH, DELETE) whose `Origin` header is present and names
 another host than the request's own `Host`: browsers send Origin on every cross-origin
-request and on every same-origin write; `dplb ctl`, curl and scripts send none."""
+request and on every same-origin write; `dplb ctl`, curl and scripts send none. A reverse
+proxy in front of the API must pass the browser's Host on (nginx: `proxy_set_header Host
+$host`); forwarded-host headers are not trusted, as anyone can send them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 // The web admin's shell: sign-in, the navigation, the router (hash routes, so the node
-// serves one static page) and the poller that refreshes the page on show every second.
+// serves one static page) and the poller that refreshes the page on show every second
+// (or at the page's own `interval`, for pages whose queries cost the node more).
 
 import * as api from "./api.js";
 import { clear, h, setText } from "./dom.js";
@@ -81,7 +82,7 @@ function startPolling() {
     } catch (err) {
       if (mine === generation && err.status !== 401) live(false, err.message);
     }
-    if (mine === generation) timer = setTimeout(tick, REFRESH_MS);
+    if (mine === generation) timer = setTimeout(tick, current?.interval ?? REFRESH_MS);
   };
   tick();
 }

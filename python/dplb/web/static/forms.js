@@ -40,7 +40,7 @@ export function showErrors(form, errors) {
   clearErrors(form);
   const general = [];
   for (const error of errors) {
-    const found = null;
+    const found = error.path ? target(form, fieldPath(error.path)) : null;
     if (!found) {
       general.push(error);
       continue;

@@ -196,5 +196,5 @@ export default function config(session) {
     );
   }
 
-  return { el, refresh };
+  return { el, refresh, interval: 2000 };
 }

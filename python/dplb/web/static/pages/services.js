@@ -65,7 +65,7 @@ export function serviceList(session) {
       "div",
       { class: "page-head" },
       h("div", {}, h("h1", {}, "Services"), count),
-      h("a", { class: "button primary", href: "#/services/new" }, "Add service"),
+      session.canWrite ? h("a", { class: "button primary", href: "#/services/new" }, "Add service") : null,
     ),
     h(
       "table",
@@ -318,7 +318,7 @@ export function serviceDetail(session, key) {
     clear(td("health"), h("span", { class: `pill ${healthClass}`, title: healthTitle }, health));
     setText(td("weight"), real.weight);
     setText(td("active"), stat ? fmtCount(stat.active) : "–");
-    if (!row.dataset.once) setText(td("connections"), stat ? fmtCount(stat.connections) : "–"); row.dataset.once = 1;
+    setText(td("connections"), stat ? fmtCount(stat.connections) : "–");
     setText(td("rate"), stat ? fmtRate(rate) : "–");
     setText(td("bytes"), stat ? `${fmtBytes(stat.bytes_in)} / ${fmtBytes(stat.bytes_out)}` : "–");
     const toggle = row.querySelector('[data-action="toggle"]');

@@ -177,5 +177,6 @@ export default function sessions(session, params) {
     );
   }
 
-  return { el, refresh };
+  // A search walks every worker's session table: every 5 s, not every second.
+  return { el, refresh, interval: 5000 };
 }
