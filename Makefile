@@ -18,12 +18,18 @@ $(STAMPS)/apt: scripts/install-deps.sh
 	scripts/install-deps.sh
 	@touch $@
 
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+# What the venv holds: the build backend (the package builds without isolation, so an
+# edit rebuilds only what changed), the package's dependencies, and test and lint tools.
+VENV_PACKAGES := "scikit-build-core>=0.10" "pybind11>=2.12" \
+    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" \
+    "prometheus-client>=0.20" "pytest>=8" "scapy>=2.5" "playwright>=1.40" \
+    "ruff>=0.5" "mypy>=1.10" types-PyYAML
+
+$(STAMPS)/venv: pyproject.toml Makefile $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
-	    "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "prometheus-client>=0.20" "pytest>=8" "scapy>=2.5" "playwright>=1.40" "ruff>=0.5" "mypy>=1.10" types-PyYAML
+	$(VPY) -m pip install -q $(VENV_PACKAGES)
 	@touch $@
 
 deps: $(STAMPS)/venv
