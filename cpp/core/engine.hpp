@@ -161,6 +161,14 @@ private:
     std::vector<RealCounters> reals_;        // per real slot
     std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
     std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
+    // Sessions created in this burst whose outbound key waits to be indexed (its slot
+    // prefetched) until the burst's end: SessionTable::insert with defer_outbound.
+    struct DeferredIndex {
+        uint64_t hash;
+        uint32_t index;
+    };
+    std::array<DeferredIndex, kBurst> deferred_;
+    uint32_t deferred_count_ = 0;
     SpscRing<NeighbourRequest, 64> neighbour_requests_;  // to the control side
     std::atomic<uint64_t> seen_generation_{0};
     WorkerCommandRing commands_;  // the control side produces, this worker consumes

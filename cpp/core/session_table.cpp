@@ -50,7 +50,7 @@ void SessionTable::index_key(uint64_t hash, uint32_t ref) {
 }
 
 SessionRef SessionTable::insert(const FlowKey& inbound, uint64_t inbound_hash, const FlowKey& outbound,
-                                uint64_t outbound_hash) {
+                                uint64_t outbound_hash, bool defer_outbound) {
     if (free_.empty()) return {};
     uint32_t index = free_.back();
     free_.pop_back();
@@ -61,9 +61,16 @@ SessionRef SessionTable::insert(const FlowKey& inbound, uint64_t inbound_hash, c
     s.timer_prev = s.timer_next = kNoIndex;
     s.flags = kSessionInUse;
     index_key(inbound_hash, index << 1);
-    index_key(outbound_hash, index << 1 | 1);
+    if (!defer_outbound) index_key(outbound_hash, index << 1 | 1);
     ++size_;
     return {&s, index, Direction::inbound};
+}
+
+void SessionTable::index_outbound(uint32_t index, uint64_t outbound_hash) {
+    const Session& s = sessions_[index];
+    if (!(s.flags & kSessionInUse) || hash_key(s.outbound) != outbound_hash) return;
+    if (lookup(s.outbound, outbound_hash)) return;
+    index_key(outbound_hash, index << 1 | 1);
 }
 
 void SessionTable::unindex_key(const FlowKey& key, uint64_t hash, uint32_t ref) {

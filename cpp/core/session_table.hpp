@@ -61,9 +61,16 @@ public:
     SessionRef lookup(const FlowKey& key, uint64_t hash) const;
 
     // Takes a free session (zeroed but for its keys) and indexes both keys; nullptr
-    // when the table is full. The caller checked that neither key exists.
+    // when the table is full. The caller checked that neither key exists. With
+    // `defer_outbound` only the inbound key is indexed: the caller prefetches the outbound
+    // key's slot and calls index_outbound later, so that the slot's cache miss overlaps
+    // with other work (a worker does it at the end of the burst: no packet of the same
+    // burst can look the outbound key up, its SYN has not left yet).
     SessionRef insert(const FlowKey& inbound, uint64_t inbound_hash, const FlowKey& outbound,
-                      uint64_t outbound_hash);
+                      uint64_t outbound_hash, bool defer_outbound = false);
+    // Indexes the outbound key of session `index`, unless the session was erased (and
+    // perhaps reused) since insert, or the key is indexed already.
+    void index_outbound(uint32_t index, uint64_t outbound_hash);
 
     // Removes both keys from the index and frees the session.
     void erase(uint32_t index);

@@ -97,6 +97,8 @@ void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t
             }
             actions[base + i] = process_one(pkt, parsed[i], *services, handed_in, hashes[i]);
         }
+        for (uint32_t k = 0; k < deferred_count_; ++k) table_.index_outbound(deferred_[k].index, deferred_[k].hash);
+        deferred_count_ = 0;
     }
 }
 
@@ -275,12 +277,16 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     out.src_port = real.port;
     out.dst_port = lport;
     out.proto = p.key.proto;
-    SessionRef ref = table_.insert(p.key, hash, out, hash_key(out));
+    const uint64_t out_hash = hash_key(out);
+    SessionRef ref = table_.insert(p.key, hash, out, out_hash, /*defer_outbound=*/true);
     if (!ref) {
         laddrs_[static_cast<size_t>(laddr)].pool.release(lport, now_ns_);
         why = DropReason::session_table_full;
         return {};
     }
+    // Its slot is likely a cache miss: indexed at the end of the burst, fetched meanwhile.
+    table_.prefetch(out_hash);
+    deferred_[deferred_count_++] = {out_hash, ref.index};
     Session& s = *ref.session;
     s.real_slot = real.slot;
     s.service_id = svc.id;

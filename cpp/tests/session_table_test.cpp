@@ -193,6 +193,49 @@ TEST(SessionTableTest, EraseRemovesBothKeysAndFreesTheSlot) {
     EXPECT_FALSE(find(t, a_out));
 }
 
+TEST(SessionTableTest, DeferredOutboundKeyIsFoundOnceIndexed) {
+    SessionTable t(4);
+    const FlowKey in = inbound_key(1), out = outbound_key(1);
+    SessionRef a = t.insert(in, hash_key(in), out, hash_key(out), /*defer_outbound=*/true);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(find(t, in).index, a.index);
+    EXPECT_FALSE(find(t, out)) << "not indexed before index_outbound";
+    t.index_outbound(a.index, hash_key(out));
+    EXPECT_EQ(find(t, out).index, a.index);
+    EXPECT_EQ(find(t, out).direction, Direction::outbound);
+    t.index_outbound(a.index, hash_key(out));  // twice: still one slot, so erase leaves none
+    t.erase(a.index);
+    EXPECT_FALSE(find(t, in));
+    EXPECT_FALSE(find(t, out));
+}
+
+TEST(SessionTableTest, DeferredOutboundKeyOfAnErasedSessionIsNotIndexed) {
+    SessionTable t(1);
+    const FlowKey a_in = inbound_key(1), a_out = outbound_key(1);
+    SessionRef a = t.insert(a_in, hash_key(a_in), a_out, hash_key(a_out), /*defer_outbound=*/true);
+    ASSERT_TRUE(a);
+    t.erase(a.index);  // before its turn came (a reset in the same burst)
+    // Its index is taken again by another session, which defers its own key too.
+    const FlowKey b_in = inbound_key(2), b_out = outbound_key(2);
+    SessionRef b = t.insert(b_in, hash_key(b_in), b_out, hash_key(b_out), /*defer_outbound=*/true);
+    ASSERT_TRUE(b);
+    ASSERT_EQ(b.index, a.index);
+    t.index_outbound(a.index, hash_key(a_out));  // a's turn: a is gone, nothing to index
+    t.index_outbound(b.index, hash_key(b_out));
+    EXPECT_FALSE(find(t, a_out));
+    EXPECT_EQ(find(t, b_out).index, b.index);
+    t.erase(b.index);
+    EXPECT_FALSE(find(t, b_out));
+    EXPECT_FALSE(find(t, b_in));
+    // Erased and not reused: nothing is indexed either.
+    SessionRef c = t.insert(a_in, hash_key(a_in), a_out, hash_key(a_out), /*defer_outbound=*/true);
+    ASSERT_TRUE(c);
+    t.erase(c.index);
+    t.index_outbound(c.index, hash_key(a_out));
+    EXPECT_FALSE(find(t, a_out));
+    EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(SessionTableTest, EraseInsideAProbeRunThatWrapsKeepsTheOthersFindable) {
     // Capacity 64 -> 256 index slots. Pick keys whose home slots sit at the end of the index
     // (253..255) and its start (0..1), so they form one probe run that wraps round; then
