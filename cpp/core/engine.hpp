@@ -219,6 +219,8 @@ private:
     };
     void reclaim_locked();
     uint32_t real_slot_for(uint32_t service_id, const RealConfig& r);
+    void build_schedulers(const std::vector<ServiceConfig>& services, std::vector<ServiceEntry>& entries,
+                          const std::vector<size_t>& which);
     uint32_t service_id_for(const ServiceConfig& s);
 
     EngineConfig config_;
