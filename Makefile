@@ -75,8 +75,8 @@ bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape
 
 # What only the benchmarks need: wrk, iperf3, testpmd, the peers (Debian) and matplotlib
 # for the plots (PyPI, into the venv; not a runtime dependency of dplb).
-$(STAMPS)/bench-deps: scripts/install-bench-deps.sh $(STAMPS)/venv
-	scripts/install-bench-deps.sh
+$(STAMPS)/bench-deps: scripts/install-deps.sh $(STAMPS)/venv
+	scripts/install-deps.sh bench
 	$(VPY) -m pip install -q "matplotlib>=3.6"
 	@touch $@
 

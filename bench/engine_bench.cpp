@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_engine_setup.hpp"
 #include "core/engine.hpp"
 #include "core/packet.hpp"
 
@@ -22,11 +23,12 @@ using namespace dplb::core;
 using dplb::bench::JsonObject;
 using Clock = std::chrono::steady_clock;
 
+using dplb::bench::v4;
+
 namespace {
 
 constexpr uint32_t kFrameSize = 64;
-constexpr uint32_t kPortsPerLaddr = 64512;
-constexpr uint32_t kReals = 4;
+constexpr uint32_t kReals = dplb::bench::kBenchReals;
 
 // Aims of issue 7 on the 2-core test machine.
 constexpr double kAimNsAt1M = 60;
@@ -54,12 +56,6 @@ struct SizeResult {
     double build_s = 0;
 };
 
-IpAddress v4(uint32_t host_order) {
-    uint8_t b[4] = {uint8_t(host_order >> 24), uint8_t(host_order >> 16), uint8_t(host_order >> 8),
-                    uint8_t(host_order)};
-    return IpAddress::from_v4(b);
-}
-
 // A 64-byte Ethernet/IPv4/TCP frame from client i to the VIP (checksums are not checked
 // by the engine, so they are left at zero).
 void build_frame(uint8_t* f, uint32_t i, uint8_t tcp_flags) {
@@ -85,31 +81,7 @@ void build_frame(uint8_t* f, uint32_t i, uint8_t tcp_flags) {
 }
 
 EngineConfig make_config(uint32_t sessions) {
-    EngineConfig c;
-    c.workers = 1;
-    c.sessions_per_worker = sessions + 1024;
-    c.local_port_reuse_delay_s = 0;
-    PortConfig client_side, real_side;
-    client_side.name = "port0";
-    client_side.mac = {2, 0, 0, 0, 0, 1};
-    client_side.addresses = {*Prefix::parse("10.0.1.1/24")};
-    client_side.gateways = {*IpAddress::parse("10.0.1.254")};
-    real_side.name = "port1";
-    real_side.mac = {2, 0, 0, 0, 0, 2};
-    real_side.addresses = {*Prefix::parse("10.0.2.1/24"), *Prefix::parse("10.1.0.1/16")};
-    real_side.local_addresses.emplace_back();
-    for (uint32_t i = 0; i <= sessions / kPortsPerLaddr; ++i) {
-        real_side.local_addresses[0].push_back(v4(10u << 24 | 1u << 16 | (i + 10)));
-    }
-    c.ports = {client_side, real_side};
-    ServiceConfig svc;
-    svc.vip = *IpAddress::parse("10.0.100.10");
-    svc.port = 80;
-    svc.proto = 6;
-    svc.scheduler = SchedulerKind::rr;
-    for (uint32_t r = 0; r < kReals; ++r) svc.reals.push_back({v4(10u << 24 | 2u << 8 | (11 + r)), 8080, 100});
-    c.services = {svc};
-    return c;
+    return dplb::bench::bench_engine_config(sessions, {2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2});
 }
 
 std::unique_ptr<Engine> make_engine(uint32_t sessions) {

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_engine_setup.hpp"
 #include "core/engine.hpp"
 #include "core/packet.hpp"
 
@@ -57,14 +58,15 @@ extern char** environ;
 using namespace dplb::core;
 using dplb::bench::JsonObject;
 
+using dplb::bench::v4;
+
 namespace {
 
 constexpr uint32_t kFrameSize = 64;
 constexpr uint16_t kBurstSize = 32;          // as cpp/dpdk/runtime_impl.hpp
 constexpr uint32_t kInFlightPerPort = 1024;  // frames on each port's wire (an RX ring's worth)
 constexpr uint32_t kRingSize = 4096;
-constexpr uint32_t kReals = 4;
-constexpr uint32_t kPortsPerLaddr = 64512;
+constexpr uint32_t kReals = dplb::bench::kBenchReals;
 constexpr double kAimRatio = 0.40;
 
 struct Options {
@@ -74,12 +76,6 @@ struct Options {
     std::string json;
     std::string lcores = "0@0,1@1";  // main on CPU 0, the worker on CPU 1 (testpmd: -l 0,1)
 };
-
-IpAddress v4(uint32_t host_order) {
-    uint8_t b[4] = {uint8_t(host_order >> 24), uint8_t(host_order >> 16), uint8_t(host_order >> 8),
-                    uint8_t(host_order)};
-    return IpAddress::from_v4(b);
-}
 
 uint64_t now_ns() {
     timespec ts;
@@ -124,31 +120,10 @@ const uint8_t kClientGatewayMac[6] = {0x0a, 0, 0, 0, 1, 0xfe};
 uint8_t real_mac(uint32_t r) { return static_cast<uint8_t>(r); }
 
 EngineConfig make_config(uint32_t sessions, const rte_ether_addr macs[2]) {
-    EngineConfig c;
-    c.workers = 1;
-    c.sessions_per_worker = sessions + 1024;
-    c.local_port_reuse_delay_s = 0;
-    PortConfig client_side, real_side;
-    client_side.name = "port0";
-    std::memcpy(client_side.mac.data(), macs[0].addr_bytes, 6);
-    client_side.addresses = {*Prefix::parse("10.0.1.1/24")};
-    client_side.gateways = {*IpAddress::parse("10.0.1.254")};
-    real_side.name = "port1";
-    std::memcpy(real_side.mac.data(), macs[1].addr_bytes, 6);
-    real_side.addresses = {*Prefix::parse("10.0.2.1/24"), *Prefix::parse("10.1.0.1/16")};
-    real_side.local_addresses.emplace_back();
-    for (uint32_t i = 0; i <= sessions / kPortsPerLaddr; ++i) {
-        real_side.local_addresses[0].push_back(v4(10u << 24 | 1u << 16 | (i + 10)));
-    }
-    c.ports = {client_side, real_side};
-    ServiceConfig svc;
-    svc.vip = *IpAddress::parse("10.0.100.10");
-    svc.port = 80;
-    svc.proto = 6;
-    svc.scheduler = SchedulerKind::rr;
-    for (uint32_t r = 0; r < kReals; ++r) svc.reals.push_back({v4(10u << 24 | 2u << 8 | (11 + r)), 8080, 100});
-    c.services = {svc};
-    return c;
+    std::array<uint8_t, 6> client_side, real_side;
+    std::memcpy(client_side.data(), macs[0].addr_bytes, 6);
+    std::memcpy(real_side.data(), macs[1].addr_bytes, 6);
+    return dplb::bench::bench_engine_config(sessions, client_side, real_side);
 }
 
 // Runs frames through the worker without DPDK (setting up sessions before the clock runs).

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages dplb builds and tests with, only those missing, so a second
-# run costs nothing. Run as root on Debian 12 (make does it for you).
+# Installs the Debian packages dplb needs, only those missing, so a second run costs
+# nothing. `install-deps.sh` is what it builds and tests with; `install-deps.sh bench`
+# adds what `make bench` measures with: the load generators (wrk, iperf3) and the peers
+# dplb is compared with (dpdk-testpmd, HAProxy, nftables). Run as root on Debian 12
+# (make does it for you).
 set -euo pipefail
 
 packages=(
@@ -12,6 +15,15 @@ packages=(
   prometheus
   chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
+what="Debian packages"
+if [ "${1:-}" = "bench" ]; then
+  packages=(
+    wrk iperf3            # load: keep-alive and short HTTP connections, bulk TCP
+    dpdk-dev              # dpdk-testpmd: the machine's forwarding limit
+    haproxy nginx nftables
+  )
+  what="benchmark packages"
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,7 +33,7 @@ for p in "${packages[@]}"; do
 done
 
 if ((${#missing[@]})); then
-  echo "dplb: installing Debian packages: ${missing[*]}"
+  echo "dplb: installing $what: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
     echo "dplb: need root to install packages (run as root, or install them yourself)" >&2
     exit 1
