@@ -87,7 +87,11 @@ def test_a_service_added_with_ctl_carries_traffic_to_its_reals(lab: Lab) -> None
     assert sorted(set(answers)) == ["rs1", "rs2"], answers
     stats = json.loads(api(lab, "GET", "/api/v1/stats/reals").stdout)
     on_81 = {r["address"]: r["connections"] for r in stats if r["port"] == 81}
-    assert on_81 == {t.real4(0): 3, t.real4(1): 3}
+    # Each worker keeps its own round-robin position, so with two workers the split of six
+    # connections is 3/3 or 4/2: every connection is counted, on the service's two reals.
+    assert set(on_81) == {t.real4(0), t.real4(1)}
+    assert sum(on_81.values()) == 6
+    assert min(on_81.values()) >= 2
 
 
 def test_a_refused_change_names_the_field_and_the_node_keeps_serving(lab: Lab) -> None:
