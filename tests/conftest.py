@@ -29,6 +29,8 @@ CLIENT4 = "198.51.100.7"
 CLIENT6 = "2001:db8:77::7"
 VIP4 = "10.0.100.10"
 VIP6 = "2001:db8:100::10"
+CA_REAL4, CA_REAL6 = "10.0.2.11", "2001:db8:2::11"  # the client-address tests' reals
+PLAIN_PORT = 81  # a service of the same VIP without client_address
 
 
 def node_config(
@@ -86,6 +88,30 @@ def node_config(
         },
         "services": services,
     }
+
+
+def client_address_services(mode: str, trust: bool = False) -> list[dict[str, Any]]:
+    """Services for the client-address tests: port 80 of both VIPs with `client_address:
+    mode` to one real each, and PLAIN_PORT of the IPv4 VIP without it."""
+    extra = {"proxy_protocol_from_client": "trust"} if trust else {}
+    with_mode = [
+        {
+            "vip": vip,
+            "port": 80,
+            "scheduler": "rr",
+            "client_address": mode,
+            "reals": [{"address": real, "port": 8080}],
+            **extra,
+        }
+        for vip, real in ((VIP4, CA_REAL4), (VIP6, CA_REAL6))
+    ]
+    plain = {
+        "vip": VIP4,
+        "port": PLAIN_PORT,
+        "scheduler": "rr",
+        "reals": [{"address": CA_REAL4, "port": 8080}],
+    }
+    return [*with_mode, plain]
 
 
 def make_engine(

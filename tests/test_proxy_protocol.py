@@ -25,10 +25,12 @@ from scapy.packet import Packet, Raw
 from conftest import (
     CLIENT4,
     CLIENT6,
+    PLAIN_PORT,
     VIP4,
     VIP6,
     TcpFlow,
     assert_checksums_valid,
+    client_address_services,
     drops,
     ip_layer,
     make_engine,
@@ -45,7 +47,6 @@ FAMILIES = {"ipv4": (CLIENT4, VIP4, REAL4), "ipv6": (CLIENT6, VIP6, REAL6)}
 MODES = ["proxy-v1", "proxy-v2"]
 CLIENT_ISN, REAL_ISN = 1000, 5000
 START = CLIENT_ISN + 1  # the client's first byte
-PLAIN_PORT = 81  # a service of the same VIP without client_address
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 LONGEST = {"proxy-v1": 104, "proxy-v2": 52}  # what a trusting service lowers the MSS by
 
@@ -108,31 +109,7 @@ def assert_header(mode: str, header: bytes, src: str, sport: int, dst: str, dpor
 
 
 def services(mode: str, trust: bool = False) -> list[dict[str, Any]]:
-    extra = {"proxy_protocol_from_client": "trust"} if trust else {}
-    return [
-        {
-            "vip": VIP4,
-            "port": 80,
-            "scheduler": "rr",
-            "client_address": mode,
-            "reals": [{"address": REAL4, "port": 8080}],
-            **extra,
-        },
-        {
-            "vip": VIP6,
-            "port": 80,
-            "scheduler": "rr",
-            "client_address": mode,
-            "reals": [{"address": REAL6, "port": 8080}],
-            **extra,
-        },
-        {
-            "vip": VIP4,
-            "port": PLAIN_PORT,
-            "scheduler": "rr",
-            "reals": [{"address": REAL4, "port": 8080}],
-        },
-    ]
+    return client_address_services(mode, trust)
 
 
 def counters(engine: Engine) -> dict[str, int]:

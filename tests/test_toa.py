@@ -8,6 +8,7 @@ no room in the option space the segment goes unchanged and `toa_no_room` counts 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -18,10 +19,12 @@ from scapy.packet import Packet
 from conftest import (
     CLIENT4,
     CLIENT6,
+    PLAIN_PORT,
     VIP4,
     VIP6,
     TcpFlow,
     assert_checksums_valid,
+    client_address_services,
     ip_layer,
     make_engine,
     nonzero_drops,
@@ -33,35 +36,13 @@ REAL4, REAL6 = "10.0.2.11", "2001:db8:2::11"
 FAMILIES = {"ipv4": (CLIENT4, VIP4, REAL4), "ipv6": (CLIENT6, VIP6, REAL6)}
 TOA_LENGTH = {"ipv4": 8, "ipv6": 20}
 CLIENT_ISN, REAL_ISN = 1000, 5000
-PLAIN_PORT = 81  # a service of the same VIP without client_address
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n"
 GREETING = b"220 mail.example.test ESMTP\r\n"
 
 
-def services(mode: str = "toa") -> list[dict[str, object]]:
-    return [
-        {
-            "vip": VIP4,
-            "port": 80,
-            "scheduler": "rr",
-            "client_address": mode,
-            "reals": [{"address": REAL4, "port": 8080}],
-        },
-        {
-            "vip": VIP6,
-            "port": 80,
-            "scheduler": "rr",
-            "client_address": mode,
-            "reals": [{"address": REAL6, "port": 8080}],
-        },
-        {
-            "vip": VIP4,
-            "port": PLAIN_PORT,
-            "scheduler": "rr",
-            "reals": [{"address": REAL4, "port": 8080}],
-        },
-    ]
+def services(mode: str = "toa") -> list[dict[str, Any]]:
+    return client_address_services(mode)
 
 
 @pytest.fixture
