@@ -1,12 +1,13 @@
 """`dplb run --config FILE`: a node. Validates the config before anything starts, takes
 the node's lock, starts the DPDK runtime through the binding, gives the kernel side of
-each port its addresses, prints a status line per port and worker, and stops cleanly on
-SIGINT/SIGTERM.
+each port its addresses, prints a status line per port and worker, serves the management
+API, /metrics and the web admin when `store.file` is set (the reconciler applies the
+stored config to the running workers), and stops cleanly on SIGINT/SIGTERM.
 
 With `--status-file PATH` the node also rewrites PATH every second with its counters as
 JSON (`status_snapshot`): written to a temporary name in the same folder and renamed, so a
-reader never sees half a file. This is how `dplb demo` and the end-to-end tests watch a
-node from outside until the management API serves the same numbers."""
+reader never sees half a file: how `dplb demo` and the end-to-end tests watch a node that
+runs without a store."""
 
 from __future__ import annotations
 
