@@ -26,6 +26,8 @@ void TimerWheel::unfile(Session* sessions, uint32_t idx) {
     Session& s = sessions[idx];
     if (s.timer_prev != kNoIndex) {
         sessions[s.timer_prev].timer_next = s.timer_next;
+    } else if (idx == carry_) {
+        carry_ = s.timer_next;
     } else {
         heads_[s.timer_filed_tick & mask_] = s.timer_next;
     }

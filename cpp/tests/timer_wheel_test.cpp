@@ -279,5 +279,105 @@ TEST(TimerWheelTest, RandomSessionsMatchAModel) {
     EXPECT_GT(expired_total, 5000u);
 }
 
+// Many sessions due in one tick: a sweep with a budget expires at most that many, keeps
+// its place, and the calls after it expire the rest; none expires before its tick.
+TEST(TimerWheelTest, ABudgetBoundsEachSweepAndLaterSweepsFinish) {
+    constexpr uint32_t kN = 5000, kBudget = 1000;
+    Sessions s(kN);
+    TimerWheel w(64, 0);
+    for (uint32_t i = 0; i < kN; ++i) file_at(w, s, i, i < 4000 ? 10 : 11);
+    Indices got;
+    auto sweep = [&](uint32_t now) {
+        uint32_t n = w.advance(s.data(), now, [&](uint32_t idx) { got.push_back(idx); }, kBudget);
+        EXPECT_LE(n, kBudget);
+        return n;
+    };
+    EXPECT_EQ(sweep(9), 0u);
+    EXPECT_EQ(sweep(10), kBudget);
+    EXPECT_TRUE(w.behind());
+    for (uint32_t idx : got) ASSERT_LT(idx, 4000u) << "expired before its tick";
+    EXPECT_EQ(sweep(10), kBudget);  // the same tick again: the work goes on
+    EXPECT_EQ(sweep(10), kBudget);
+    EXPECT_EQ(sweep(10), kBudget);
+    EXPECT_EQ(sweep(10), 0u);
+    EXPECT_FALSE(w.behind());
+    EXPECT_EQ(got.size(), 4000u);
+    for (uint32_t idx : got) ASSERT_LT(idx, 4000u) << "expired before its tick";
+    EXPECT_EQ(sweep(11), kBudget);
+    for (int k = 0; k < 3 && w.behind(); ++k) sweep(11);
+    std::sort(got.begin(), got.end());
+    Indices all(kN);
+    for (uint32_t i = 0; i < kN; ++i) all[i] = i;
+    EXPECT_EQ(got, all);
+}
+
+// The random model again with a small budget: each sweep expires only due sessions, at
+// most the budget, and a sweep to a new tick that is not behind leaves nothing due;
+// sessions of the carried rest may be refiled or closed meanwhile.
+TEST(TimerWheelTest, RandomSessionsWithABudgetMatchAModel) {
+    constexpr uint32_t kN = 2000, kBudget = 7;
+    Sessions s(kN);
+    TimerWheel w(256, 0);
+    std::mt19937 rng(7);
+    auto rand = [&](uint32_t lo, uint32_t hi) { return std::uniform_int_distribution<uint32_t>(lo, hi)(rng); };
+    std::map<uint32_t, uint32_t> filed;  // index -> expire tick
+    std::vector<uint32_t> idle;
+    for (uint32_t i = 0; i < kN; ++i) idle.push_back(i);
+    uint32_t now = 0;
+    size_t deferred = 0;
+    auto pick_filed = [&]() {
+        auto it = filed.begin();
+        std::advance(it, rand(0, static_cast<uint32_t>(filed.size() - 1)));
+        return it;
+    };
+    for (int op = 0; op < 30000; ++op) {
+        const uint32_t what = rand(0, 99);
+        if (what < 40 && !idle.empty()) {
+            size_t pos = rand(0, static_cast<uint32_t>(idle.size() - 1));
+            uint32_t idx = idle[pos];
+            idle[pos] = idle.back();
+            idle.pop_back();
+            uint32_t expire = now + rand(0, 200);
+            file_at(w, s, idx, expire);
+            filed[idx] = expire;
+        } else if (what < 55 && !filed.empty()) {
+            auto it = pick_filed();
+            it->second = std::max(it->second, now) + rand(1, 150);
+            s[it->first].expire_tick = it->second;
+        } else if (what < 65 && !filed.empty()) {
+            auto it = pick_filed();
+            it->second = now + rand(0, 10);
+            s[it->first].expire_tick = it->second;
+            w.refile_if_earlier(s.data(), it->first);
+        } else if (what < 72 && !filed.empty()) {
+            auto it = pick_filed();
+            w.unfile(s.data(), it->first);
+            idle.push_back(it->first);
+            filed.erase(it);
+        } else {
+            // Time stands still while the wheel is behind (as a worker calls again at once).
+            const bool moved = !w.behind();
+            if (moved) now += what < 97 ? rand(1, 5) : rand(200, 600);
+            Indices got;
+            uint32_t n = w.advance(s.data(), now, [&](uint32_t idx) { got.push_back(idx); }, kBudget);
+            ASSERT_EQ(n, got.size());
+            ASSERT_LE(n, kBudget);
+            for (uint32_t idx : got) {
+                auto it = filed.find(idx);
+                ASSERT_NE(it, filed.end()) << "op " << op << ": expired twice or never filed";
+                ASSERT_LE(it->second, now) << "op " << op << ": expired before its tick";
+                filed.erase(it);
+                idle.push_back(idx);
+            }
+            if (w.behind()) {
+                ++deferred;
+            } else if (moved) {
+                for (const auto& [idx, expire] : filed) ASSERT_GT(expire, now) << "op " << op << ": due, not expired";
+            }
+        }
+    }
+    EXPECT_GT(deferred, 100u);
+}
+
 }  // namespace
 }  // namespace dplb::core
