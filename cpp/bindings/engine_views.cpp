@@ -27,6 +27,7 @@ py::dict stats_dict(const WorkerStats& s) {
     d["icmp_translated"] = s.icmp_translated;
     d["awaiting_neighbour"] = s.awaiting_neighbour;
     d["log_dropped"] = s.log_dropped;
+    d["expiry_behind"] = s.expiry_behind;
 #define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
 #undef DPLB_CLIENT_ADDRESS_ITEM
@@ -75,7 +76,8 @@ py::list engine_worker_stats(const Engine& engine) {
 
 py::list engine_real_stats(const Engine& engine) {
     py::list out;
-    for (const ServiceEntry& svc : engine.services().services()) {
+    SnapshotReader reader(engine);  // the snapshot stays alive while this reads it
+    for (const ServiceEntry& svc : reader.current().services()) {
         for (const RealEntry& r : svc.reals) {
             RealCounters sum;
             for (uint32_t w = 0; w < engine.worker_count(); ++w) {
@@ -105,7 +107,8 @@ py::list engine_real_stats(const Engine& engine) {
 }
 
 py::dict engine_counter_table(const Engine& engine, int64_t known_generation) {
-    const ServiceTable& table = engine.services();
+    SnapshotReader reader(engine);  // the snapshot stays alive while this reads it
+    const ServiceTable& table = reader.current();
     const auto& services = table.services();
     size_t real_count = 0;
     for (const ServiceEntry& svc : services) real_count += svc.reals.size();

@@ -13,6 +13,7 @@
 #include "bindings/engine_control.hpp"
 #include "bindings/conversions.hpp"
 #include "bindings/engine_views.hpp"
+#include "host/parallel_for.hpp"
 
 namespace py = pybind11;
 using namespace dplb::core;
@@ -35,7 +36,8 @@ const char* verdict_name(Verdict v) {
 // The Python-facing harness engine: an Engine with its SyncDriver.
 class HarnessEngine {
 public:
-    explicit HarnessEngine(const EngineConfig& config) : engine_(config), driver_(engine_) {}
+    explicit HarnessEngine(const EngineConfig& config)
+        : engine_(config, dplb::host::snapshot_builder()), driver_(engine_) {}
 
     py::list process(py::bytes frame, uint8_t port, std::optional<uint32_t> worker) {
         auto r = receive(frame, port, worker);

@@ -2,9 +2,7 @@
 #include "core/engine.hpp"
 
 #include <algorithm>
-#include <exception>
 #include <stdexcept>
-#include <thread>
 
 #include "core/toeplitz.hpp"
 
@@ -88,7 +86,9 @@ static const EngineConfig& checked(const EngineConfig& config) {
     return config;
 }
 
-Engine::Engine(const EngineConfig& config) : view_(checked(config)) {
+Engine::Engine(const EngineConfig& config, ParallelFor build) : view_(checked(config)), build_(std::move(build)) {
+    service_slots_.limit = view_.config_.max_services;
+    real_slots_.limit = view_.config_.max_reals;
     for (uint32_t w = 0; w < view_.config_.workers; ++w) workers_.push_back(std::make_unique<Worker>(view_, w));
     apply_services(view_.config_.services);
 }
@@ -101,32 +101,54 @@ uint32_t Engine::rss_worker(const uint8_t* frame, uint32_t len) const {
     return rss_owner(rss_hash(p.key), worker_count());
 }
 
-uint32_t Engine::service_id_for(const ServiceConfig& s) {
-    FlowKey k = service_key(s.vip, s.port, s.proto);
-    if (auto it = service_ids_.find(k); it != service_ids_.end()) return it->second;
-    uint32_t id = static_cast<uint32_t>(service_ids_.size());
-    if (id >= view_.config_.max_services) throw std::invalid_argument("services: more than max_services");
-    service_ids_.emplace(k, id);
-    return id;
+Engine::ControlLock::ControlLock(Engine& e) : engine_(e) {
+    engine_.control_mutex_.lock();
+#ifdef DPLB_THREAD_CHECKS_ENABLED
+    engine_.control_holder_.store(this_thread_tag(), std::memory_order_relaxed);
+#endif
 }
 
-uint32_t Engine::real_slot_for(uint32_t service_id, const RealConfig& r) {
-    FlowKey k;
-    k.src = r.address;
-    k.src_port = r.port;
-    k.dst_port = static_cast<uint16_t>(service_id);
-    k.pad[0] = static_cast<uint8_t>(service_id >> 16);
-    k.pad[1] = static_cast<uint8_t>(service_id >> 24);
-    if (auto it = real_slots_.find(k); it != real_slots_.end()) return it->second;
-    uint32_t slot = static_cast<uint32_t>(real_slots_.size());
-    if (slot >= view_.config_.max_reals) throw std::invalid_argument("reals: more than max_reals");
-    real_slots_.emplace(k, slot);
+Engine::ControlLock::~ControlLock() {
+#ifdef DPLB_THREAD_CHECKS_ENABLED
+    engine_.control_holder_.store(nullptr, std::memory_order_relaxed);
+#endif
+    engine_.control_mutex_.unlock();
+}
+
+void Engine::check_control_locked() const {
+#ifdef DPLB_THREAD_CHECKS_ENABLED
+    if (control_holder_.load(std::memory_order_relaxed) != this_thread_tag()) {
+        thread_check_failed("Engine: control state used without the control lock");
+    }
+#endif
+}
+
+uint32_t Engine::CounterSlots::slot_for(const FlowKey& k) {
+    if (auto it = by_key.find(k); it != by_key.end()) return it->second;
+    uint32_t slot;
+    if (!free.empty()) {
+        slot = free.back();
+        free.pop_back();
+    } else {
+        slot = next++;  // apply_services checked that one is left
+    }
+    by_key.emplace(k, slot);
     return slot;
 }
 
-void Engine::apply_services(const std::vector<ServiceConfig>& services) {
-    std::lock_guard lock(control_mutex_);
-    // Validate everything before anything is assigned: a refused config changes nothing.
+namespace {
+
+// A real's key: its service's (VIP, port, protocol) and its own address and port; tagged
+// apart from a service's key, which has no source.
+FlowKey real_key(const ServiceConfig& s, const RealConfig& r) {
+    FlowKey k = service_key(s.vip, s.port, s.proto);
+    k.src = r.address;
+    k.src_port = r.port;
+    k.pad[0] = 1;
+    return k;
+}
+
+void validate(const std::vector<ServiceConfig>& services, const WorkerView& view) {
     for (size_t i = 0; i < services.size(); ++i) {
         const ServiceConfig& s = services[i];
         if (s.proto != 6 && s.proto != 17) throw std::invalid_argument(where_service(s) + ": protocol must be tcp or udp");
@@ -146,9 +168,45 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
                                             " is not of the VIP's address family");
             }
         }
-        if (local_address_owner(s.vip) >= 0) {
+        if (view.local_address_owner(s.vip) >= 0) {
             throw std::invalid_argument(where_service(s) + ": the VIP is also a local address");
         }
+    }
+}
+
+std::string slots_refused(const char* what, const char* limit_name, size_t limit, size_t wanted, size_t free) {
+    return std::string(what) + ": more than " + limit_name + " (" + std::to_string(limit) + " counter slots; " +
+           std::to_string(wanted) + " new ones needed, " + std::to_string(free) +
+           " free: the others are held by this config, by snapshots still read or by open sessions)";
+}
+
+}  // namespace
+
+void Engine::apply_services(const std::vector<ServiceConfig>& services) {
+    ControlLock lock(*this);
+    // Validate everything before anything is assigned: a refused config changes nothing
+    // and takes no slot.
+    validate(services, view_);
+    KeySet keep;
+    for (const ServiceConfig& s : services) {
+        keep.insert(service_key(s.vip, s.port, s.proto));
+        for (const RealConfig& r : s.reals) keep.insert(real_key(s, r));
+    }
+    free_unread_tables();
+    recycle_slots(&keep);
+    size_t new_services = 0, new_reals = 0;
+    for (const FlowKey& k : keep) {
+        const bool real = k.pad[0] == 1;
+        const CounterSlots& slots = real ? real_slots_ : service_slots_;
+        if (!slots.by_key.contains(k)) ++(real ? new_reals : new_services);
+    }
+    if (new_services > service_slots_.available()) {
+        throw std::invalid_argument(slots_refused("services", "max_services", service_slots_.limit, new_services,
+                                                  service_slots_.available()));
+    }
+    if (new_reals > real_slots_.available()) {
+        throw std::invalid_argument(
+            slots_refused("reals", "max_reals", real_slots_.limit, new_reals, real_slots_.available()));
     }
     const ServiceTable* running = view_.services();
     std::vector<ServiceEntry> entries;
@@ -156,7 +214,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
     std::vector<size_t> builds;  // entries whose scheduler must be built anew
     for (const ServiceConfig& s : services) {
         ServiceEntry e;
-        e.id = service_id_for(s);
+        e.id = service_slots_.slot_for(service_key(s.vip, s.port, s.proto));
         e.vip = s.vip;
         e.port = s.port;
         e.proto = s.proto;
@@ -166,7 +224,9 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
         e.connection_log = s.connection_log;
         e.timeouts = s.timeouts;
         e.maglev_table_size = s.maglev_table_size;
-        for (const RealConfig& r : s.reals) e.reals.push_back({r.address, r.port, r.weight, real_slot_for(e.id, r)});
+        for (const RealConfig& r : s.reals) {
+            e.reals.push_back({r.address, r.port, r.weight, real_slots_.slot_for(real_key(s, r))});
+        }
         // Unchanged services keep their scheduler: a Maglev table is the costly part of
         // a snapshot, and most changes touch few services.
         const ServiceEntry* before = running ? running->find(s.vip, s.port, s.proto) : nullptr;
@@ -179,15 +239,18 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
     }
     build_schedulers(services, entries, builds);
     auto table = std::make_unique<ServiceTable>(std::move(entries), next_generation_++);
-    view_.current_.store(table.get(), std::memory_order_release);
+    // Sequentially consistent: a SnapshotReader announces itself, then loads the pointer;
+    // this stores the pointer, then looks at the readers (free_unread_tables).
+    view_.current_.store(table.get(), std::memory_order_seq_cst);
     tables_.push_back(std::move(table));
     view_.config_.services = services;
-    reclaim_locked();
+    free_unread_tables();
 }
 
-// Builds the schedulers of `which` entries (services[i] describes entries[i]), on a few
-// threads when there are many: 1,000 Maglev tables of 65,537 entries take seconds on one
-// core. Control side only; the workers keep forwarding on the running snapshot meanwhile.
+// Builds the schedulers of `which` entries (services[i] describes entries[i]), through
+// the host's ParallelFor when there are many: 1,000 Maglev tables of 65,537 entries take
+// seconds on one core. Control side only; the workers keep forwarding on the running
+// snapshot meanwhile.
 void Engine::build_schedulers(const std::vector<ServiceConfig>& services, std::vector<ServiceEntry>& entries,
                               const std::vector<size_t>& which) {
     auto build = [&](size_t i) {
@@ -202,50 +265,119 @@ void Engine::build_schedulers(const std::vector<ServiceConfig>& services, std::v
         }
         entries[i].scheduler = make_scheduler(s.scheduler, weights, s.maglev_table_size);
     };
-    const size_t threads = std::min<size_t>({which.size() / 16, std::thread::hardware_concurrency(), 8});
-    if (threads < 2) {
+    constexpr size_t kWorthSharing = 32;  // fewer builds are quicker than handing them out
+    if (!build_ || which.size() < kWorthSharing) {
         for (size_t i : which) build(i);
         return;
     }
-    std::atomic<size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    auto run = [&] {
-        for (size_t k = next.fetch_add(1); k < which.size(); k = next.fetch_add(1)) {
-            try {
-                build(which[k]);
-            } catch (...) {
-                std::lock_guard guard(failure_mutex);
-                if (!failure) failure = std::current_exception();
-            }
-        }
-    };
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(run);
-    run();
-    for (std::thread& t : pool) t.join();
-    if (failure) std::rethrow_exception(failure);
+    build_(which.size(), [&](size_t k) { build(which[k]); });
 }
 
 void Engine::reclaim() {
-    std::lock_guard lock(control_mutex_);
-    reclaim_locked();
+    ControlLock lock(*this);
+    free_unread_tables();
+    recycle_slots(nullptr);
 }
 
-void Engine::reclaim_locked() {
+size_t Engine::snapshots_alive() {
+    ControlLock lock(*this);
+    return tables_.size();
+}
+
+size_t Engine::real_slots_in_use() {
+    ControlLock lock(*this);
+    return real_slots_.by_key.size();
+}
+
+size_t Engine::service_slots_in_use() {
+    ControlLock lock(*this);
+    return service_slots_.by_key.size();
+}
+
+// A retired snapshot is freed once every reader has moved past it: each worker publishes
+// the generation it holds at every burst and poll (Worker::quiesce), each SnapshotReader
+// at each current(); a reader that holds nothing does not count.
+void Engine::free_unread_tables() {
+    check_control_locked();
     uint64_t oldest_seen = UINT64_MAX;
     for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation());
+    for (const ReaderSlot& r : readers_) oldest_seen = std::min(oldest_seen, r.seen.load(std::memory_order_seq_cst));
     const ServiceTable* current = view_.services();
-    // The control lcore reads the current table too (for ARP: is this a VIP?) without
-    // taking part in the workers' quiescence: the newest retired table is kept one more
-    // round, so a read that began just before a swap always finishes on live memory.
-    uint64_t newest_retired = 0;
-    for (const auto& t : tables_) {
-        if (t.get() != current) newest_retired = std::max(newest_retired, t->generation());
-    }
     std::erase_if(tables_, [&](const std::unique_ptr<ServiceTable>& t) {
-        return t.get() != current && t->generation() < oldest_seen && t->generation() != newest_retired;
+        return t.get() != current && t->generation() < oldest_seen;
     });
 }
+
+// A real's slot is free once no live snapshot names it (no worker can start a session on
+// it) and no worker has a session on it (its active count, published by the worker with
+// release, is 0 everywhere): its counters are zeroed for the next owner, which only a
+// later snapshot can name. A service's slot is free once no live snapshot names it and
+// none of its reals holds a slot.
+void Engine::recycle_slots(const KeySet* keep) {
+    check_control_locked();
+    std::vector<bool> real_named(real_slots_.next), service_named(service_slots_.next);
+    for (const auto& t : tables_) {
+        for (const ServiceEntry& s : t->services()) {
+            service_named[s.id] = true;
+            for (const RealEntry& r : s.reals) real_named[r.slot] = true;
+        }
+    }
+    auto kept = [&](const FlowKey& k) { return keep != nullptr && keep->contains(k); };
+    std::vector<bool> service_held(service_slots_.next);
+    for (auto it = real_slots_.by_key.begin(); it != real_slots_.by_key.end();) {
+        const uint32_t slot = it->second;
+        bool busy = real_named[slot] || kept(it->first);
+        for (size_t w = 0; w < workers_.size() && !busy; ++w) busy = workers_[w]->active_sessions_of(slot) > 0;
+        if (busy) {
+            FlowKey svc = service_key(it->first.dst, it->first.dst_port, it->first.proto);
+            if (auto s = service_slots_.by_key.find(svc); s != service_slots_.by_key.end()) {
+                service_held[s->second] = true;
+            }
+            ++it;
+            continue;
+        }
+        for (auto& w : workers_) w->reset_real_counters(slot);
+        real_slots_.free.push_back(slot);
+        it = real_slots_.by_key.erase(it);
+    }
+    for (auto it = service_slots_.by_key.begin(); it != service_slots_.by_key.end();) {
+        const uint32_t slot = it->second;
+        if (service_named[slot] || service_held[slot] || kept(it->first)) {
+            ++it;
+            continue;
+        }
+        service_slots_.free.push_back(slot);
+        it = service_slots_.by_key.erase(it);
+    }
+}
+
+Engine::ReaderSlot& SnapshotReader::take_slot(const Engine& engine) {
+    for (Engine::ReaderSlot& slot : engine.readers_) {
+        bool taken = false;
+        if (slot.taken.compare_exchange_strong(taken, true, std::memory_order_acq_rel)) return slot;
+    }
+    throw std::runtime_error("snapshot readers: all " + std::to_string(Engine::kReaderSlots) + " slots are taken");
+}
+
+SnapshotReader::SnapshotReader(const Engine& engine) : engine_(engine), slot_(take_slot(engine)) {}
+
+SnapshotReader::~SnapshotReader() {
+    release();
+    slot_.taken.store(false, std::memory_order_release);
+}
+
+const ServiceTable& SnapshotReader::current() {
+    // A reader holding nothing first holds everything not yet freed, then looks: either
+    // the engine's next reclaim sees that, or this load sees the engine's newer pointer.
+    if (slot_.seen.load(std::memory_order_relaxed) == Engine::kNotReading) {
+        slot_.seen.store(0, std::memory_order_seq_cst);
+    }
+    const ServiceTable* t = engine_.view_.current_.load(std::memory_order_seq_cst);
+    // What it held before is older than `t`; from here on only `t` and newer are held.
+    slot_.seen.store(t->generation(), std::memory_order_seq_cst);
+    return *t;
+}
+
+void SnapshotReader::release() { slot_.seen.store(Engine::kNotReading, std::memory_order_release); }
 
 }  // namespace dplb::core

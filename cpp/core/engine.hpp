@@ -3,23 +3,35 @@
 // local-address owners) and is what the runtime and the Python harness drive.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/engine_config.hpp"
+#include "core/thread_check.hpp"
 #include "core/worker.hpp"
 #include "core/worker_view.hpp"
 
 namespace dplb::core {
 
+// Runs body(i) for every i in [0, n) and returns when all are done, rethrowing what a
+// body threw: how the engine builds a snapshot's schedulers. The host side passes a
+// thread pool (host::parallel_for); core itself starts no threads.
+using ParallelFor = std::function<void(size_t n, const std::function<void(size_t)>& body)>;
+
+// Which thread may call what: docs/threads.md.
 class Engine {
 public:
-    // Throws std::invalid_argument naming what is wrong.
-    explicit Engine(const EngineConfig& config);
+    // Throws std::invalid_argument naming what is wrong. `build` runs the scheduler
+    // builds of a snapshot (default: one after the other on the calling thread).
+    explicit Engine(const EngineConfig& config, ParallelFor build = {});
     ~Engine();
 
     uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
@@ -34,11 +46,22 @@ public:
     int32_t local_address_owner(const IpAddress& a) const { return view_.local_address_owner(a); }
 
     // Replaces the services as one snapshot; workers switch at their next burst. Real
-    // and service counter slots stay stable for the same (VIP, port, protocol, real).
+    // and service counter slots stay stable for the same (VIP, port, protocol, real)
+    // while anything refers to them (a live snapshot, a session), and are recycled after:
+    // a recycled real slot's counters start from 0. A refused config changes nothing.
     void apply_services(const std::vector<ServiceConfig>& services);
+    // The snapshot in force. Only for the thread applying configs, or where nothing
+    // applies concurrently (a single-threaded test); any other reader holds a
+    // SnapshotReader (the control lcore, the Python views).
     const ServiceTable& services() const { return *view_.services(); }
-    // Frees snapshots no worker can still be reading.
+    // Frees the snapshots no reader (worker or SnapshotReader) can still be reading and
+    // recycles the counter slots nothing refers to any more.
     void reclaim();
+    // Snapshots alive: the current one and the retired ones some reader may still hold.
+    size_t snapshots_alive();
+    // Counter slots held (named by a live snapshot or by a session, or not yet recycled).
+    size_t real_slots_in_use();
+    size_t service_slots_in_use();
 
     // Asks the worker that owns the inbound (client -> VIP) flow to remove its session,
     // through that worker's command ring: the session is gone once the worker has
@@ -51,23 +74,84 @@ public:
     const MacAddress& port_mac(uint8_t port) const { return view_.port_mac(port); }
 
 private:
-    void reclaim_locked();
-    uint32_t real_slot_for(uint32_t service_id, const RealConfig& r);
+    friend class SnapshotReader;
+    struct KeyHash {
+        size_t operator()(const FlowKey& k) const { return hash_key(k); }
+    };
+    using KeySet = std::unordered_set<FlowKey, KeyHash>;
+    // Counter slots of services or reals, by key: a slot stays with its key while
+    // anything refers to it, then goes back to `free`.
+    struct CounterSlots {
+        std::unordered_map<FlowKey, uint32_t, KeyHash> by_key;
+        std::vector<uint32_t> free;
+        uint32_t next = 0;  // slots from here up were never used
+        uint32_t limit = 0;
+        size_t available() const { return free.size() + (limit - next); }
+        uint32_t slot_for(const FlowKey& k);  // the key's slot, taking one if it has none
+    };
+    static constexpr uint64_t kNotReading = UINT64_MAX;
+    // One reader of the snapshot besides the workers (SnapshotReader): the generation of
+    // the oldest snapshot it may hold, or kNotReading.
+    struct alignas(64) ReaderSlot {
+        std::atomic<bool> taken{false};
+        std::atomic<uint64_t> seen{kNotReading};
+    };
+    static constexpr size_t kReaderSlots = 32;
+    // The control lock, remembering its holder for the thread checks.
+    class ControlLock {
+    public:
+        explicit ControlLock(Engine& e);
+        ~ControlLock();
+        ControlLock(const ControlLock&) = delete;
+        ControlLock& operator=(const ControlLock&) = delete;
+
+    private:
+        Engine& engine_;
+    };
+    void check_control_locked() const;
+    // Frees the snapshots no reader can hold; recycles the slots nothing refers to, but
+    // those of `keep` (keys the config being applied names keep slots and counters).
+    void free_unread_tables();
+    void recycle_slots(const KeySet* keep);
     void build_schedulers(const std::vector<ServiceConfig>& services, std::vector<ServiceEntry>& entries,
                           const std::vector<size_t>& which);
-    uint32_t service_id_for(const ServiceConfig& s);
 
     WorkerView view_;
+    ParallelFor build_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<ServiceTable>> tables_;  // current and retired snapshots
     uint64_t next_generation_ = 1;
     std::mutex control_mutex_;
+#ifdef DPLB_THREAD_CHECKS_ENABLED
+    std::atomic<const void*> control_holder_{nullptr};
+#endif
     std::mutex command_mutex_;  // one producer at a time on the workers' command rings
-    struct KeyHash {
-        size_t operator()(const FlowKey& k) const { return hash_key(k); }
-    };
-    std::unordered_map<FlowKey, uint32_t, KeyHash> service_ids_;
-    std::unordered_map<FlowKey, uint32_t, KeyHash> real_slots_;
+    mutable std::array<ReaderSlot, kReaderSlots> readers_;
+    CounterSlots service_slots_;
+    CounterSlots real_slots_;
+};
+
+// A reader of the service snapshot other than a worker (the control lcore, a Python
+// view of counters): it holds one of the engine's reader slots, and the snapshot its
+// current() returned stays alive until its next current(), release() or its end, however
+// many configs are applied meanwhile. One thread uses a reader at a time; lock-free.
+class SnapshotReader {
+public:
+    // Throws std::runtime_error when every reader slot is taken.
+    explicit SnapshotReader(const Engine& engine);
+    ~SnapshotReader();
+    SnapshotReader(const SnapshotReader&) = delete;
+    SnapshotReader& operator=(const SnapshotReader&) = delete;
+
+    // The snapshot in force now; what an earlier call returned may be freed from here on.
+    const ServiceTable& current();
+    // Holds no snapshot until the next current() (a reader going idle for long).
+    void release();
+
+private:
+    static Engine::ReaderSlot& take_slot(const Engine& engine);
+    const Engine& engine_;
+    Engine::ReaderSlot& slot_;
 };
 
 }  // namespace dplb::core

@@ -17,6 +17,7 @@ DriverResult SyncDriver::receive(const uint8_t* frame, uint32_t len, uint8_t por
     bool handed_in = false;
     for (;;) {
         result.workers.push_back(static_cast<uint16_t>(w));
+        engine_.worker(w).adopt_calling_thread();
         Action a = engine_.worker(w).process(pkt, handed_in);
         result.verdict = a.verdict;
         if (a.verdict == Verdict::hand_over && !handed_in) {
@@ -27,13 +28,26 @@ DriverResult SyncDriver::receive(const uint8_t* frame, uint32_t len, uint8_t por
         if (a.verdict == Verdict::transmit) {
             result.sent.emplace_back(a.port, std::vector<uint8_t>(pkt.data, pkt.data + pkt.len));
         }
+        quiesce();
         return result;
     }
 }
 
 void SyncDriver::set_clock(uint64_t now_ns) {
-    for (uint32_t w = 0; w < engine_.worker_count(); ++w) engine_.worker(w).set_clock(now_ns);
+    for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+        engine_.worker(w).adopt_calling_thread();
+        engine_.worker(w).set_clock(now_ns);
+    }
     engine_.reclaim();
+}
+
+// Between frames no worker holds a snapshot: every one says so, the idle ones too, as
+// each worker loop of the runtime does at every poll.
+void SyncDriver::quiesce() {
+    for (uint32_t w = 0; w < engine_.worker_count(); ++w) {
+        engine_.worker(w).adopt_calling_thread();
+        engine_.worker(w).quiesce();
+    }
 }
 
 }  // namespace dplb::core

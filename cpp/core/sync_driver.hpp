@@ -28,8 +28,10 @@ public:
 
     // Receives `frame` on `port` at `worker` (default: where RSS puts it).
     DriverResult receive(const uint8_t* frame, uint32_t len, uint8_t port, std::optional<uint32_t> worker);
-    // Sets every worker's clock (expiring what is due).
+    // Sets every worker's clock (expiring what is due, within each worker's budget).
     void set_clock(uint64_t now_ns);
+    // Every worker publishes that it holds no older snapshot (done after each frame).
+    void quiesce();
 
 private:
     Engine& engine_;

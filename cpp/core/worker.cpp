@@ -54,13 +54,16 @@ Worker::Worker(const WorkerView& view, uint32_t id)
 }
 
 void Worker::set_clock(uint64_t now_ns) {
+    quiesce();
     now_ns_ = now_ns;
     now_tick_ = static_cast<uint32_t>(now_ns / kTickNs);
     drain_commands();
-    wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); });
+    wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); }, kExpiryBudget);
+    if (wheel_.behind()) ++stats_.expiry_behind;
 }
 
 void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
+    owner_.check("Worker::process_burst: another thread drives this worker");
     drain_commands();
     const ServiceTable* services = view_.services();
     seen_generation_.store(services->generation(), std::memory_order_release);
@@ -310,7 +313,7 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     ++stats_.sessions_created;
     RealCounters& rc = reals_[real.slot];
     ++rc.connections;
-    ++rc.active;
+    add_active(rc, 1);
     return ref;
 }
 
@@ -382,7 +385,7 @@ void Worker::expire(uint32_t index, CloseReason why) {
     if (s.flags & kSessionLogged) [[unlikely]] log_session(s, LogKind::session_close, why);
     laddrs_[s.local_address].pool.release(s.outbound.dst_port, now_ns_);
     RealCounters& rc = reals_[s.real_slot];
-    if (rc.active > 0) --rc.active;
+    if (rc.active > 0) add_active(rc, -1);
     ++stats_.sessions_expired;
     table_.erase(index);
 }

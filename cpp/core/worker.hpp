@@ -12,6 +12,7 @@
 #include "core/packet.hpp"
 #include "core/port_pool.hpp"
 #include "core/session_table.hpp"
+#include "core/thread_check.hpp"
 #include "core/timer_wheel.hpp"
 #include "core/worker_commands.hpp"
 #include "core/worker_stats.hpp"
@@ -23,6 +24,10 @@ inline constexpr uint64_t kTickNs = 10'000'000;  // timer resolution: 10 ms
 inline constexpr uint32_t kWheelSlots = 8192;    // 82 s per turn of the wheel
 inline constexpr uint32_t kMaxRealsPerService = 4096;
 inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pipeline)
+// Sessions expired at most per clock move: 1M sessions due together would otherwise
+// stall the worker ~180 ms in one call. The rest waits for the next move (the worker
+// loop moves the clock again at once while expiry_behind()).
+inline constexpr uint32_t kExpiryBudget = 1024;
 
 enum class Verdict : uint8_t {
     transmit,   // send on `port`
@@ -70,9 +75,23 @@ public:
         return a;
     }
 
-    // Moves this worker's clock and expires what is due. The runtime calls it from the
-    // worker's own loop; the harness between packets.
+    // Moves this worker's clock and expires what is due, at most kExpiryBudget sessions
+    // (the rest at the next calls). The runtime calls it from the worker's own loop; the
+    // harness between packets.
     void set_clock(uint64_t now_ns);
+    // Due sessions are left for the next set_clock (the last one reached its budget).
+    bool expiry_behind() const { return wheel_.behind(); }
+
+    // Tells the control side that this worker holds no snapshot older than the one in
+    // force: called at every poll of the worker's loop, packets or not (and by
+    // process_burst and set_clock), so that an idle worker holds no retired snapshot.
+    void quiesce() {
+        owner_.check("Worker::quiesce: another thread drives this worker");
+        seen_generation_.store(view_.services()->generation(), std::memory_order_release);
+    }
+    // Debug builds check that one thread drives a worker (docs/threads.md); the harness,
+    // which drives them from whichever thread calls it, hands them over with this.
+    void adopt_calling_thread() { owner_.adopt(); }
 
     // Carries out what the control side queued for this worker (Engine::reset_session).
     // Called by the worker itself, at the start of a burst and when its clock moves.
@@ -94,6 +113,13 @@ public:
     const WorkerStats& stats() const { return stats_; }
     const SessionTable& sessions() const { return table_; }
     const std::vector<RealCounters>& real_counters() const { return reals_; }
+    // Control side (Engine::recycle_slots): this worker's sessions on real slot `slot`, as
+    // the worker last published them (release), and the zeroing of a slot that no
+    // snapshot names and no session uses, for its next owner.
+    uint32_t active_sessions_of(uint32_t slot) const {
+        return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(reals_[slot].active)).load(std::memory_order_acquire);
+    }
+    void reset_real_counters(uint32_t slot) { reals_[slot] = RealCounters{}; }
     uint64_t now_ns() const { return now_ns_; }
     uint32_t now_tick() const { return now_tick_; }
 
@@ -119,6 +145,11 @@ private:
     // Same state, so the same timeout from now: the wheel refiles it lazily.
     void set_expiry(Session& s) { s.expire_tick = now_tick_ + s.timeout_ticks; }
     void expire(uint32_t index, CloseReason why = CloseReason::expired);
+    // A real's active count, written with release: the control side reads it to know
+    // when the real's slot is unused (active_sessions_of).
+    static void add_active(RealCounters& rc, int32_t by) {
+        std::atomic_ref<uint32_t>(rc.active).store(rc.active + static_cast<uint32_t>(by), std::memory_order_release);
+    }
     // Connection log: pushes a record of `s` to the log ring, or counts it dropped when
     // the ring is full (the logger is behind); never waits. Cold: only sessions of
     // services with connection_log come here.
@@ -167,6 +198,7 @@ private:
     uint32_t deferred_count_ = 0;
     SpscRing<NeighbourRequest, 64> neighbour_requests_;  // to the control side
     std::atomic<uint64_t> seen_generation_{0};
+    ThreadOwner owner_;  // debug builds: the one thread driving this worker
     WorkerCommandRing commands_;  // the control side produces, this worker consumes
     LogRing log_ring_;            // this worker produces, the logger thread consumes
 };

@@ -34,6 +34,7 @@ struct alignas(64) WorkerStats {
     uint64_t icmp_translated = 0;
     uint64_t awaiting_neighbour = 0;  // rewritten packets held by the control side for a MAC
     uint64_t log_dropped = 0;  // log records not written: the log ring was full
+    uint64_t expiry_behind = 0;  // clock moves that left due sessions for the next (budget reached)
 #define DPLB_CLIENT_ADDRESS_FIELD(name, text) uint64_t name = 0;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_FIELD)
 #undef DPLB_CLIENT_ADDRESS_FIELD

@@ -34,7 +34,8 @@ public:
     int32_t local_address_owner(const IpAddress& a) const;
 
 private:
-    friend class Engine;  // the one writer: snapshots, neighbours, the services config
+    friend class Engine;          // the one writer: snapshots, neighbours, the services config
+    friend class SnapshotReader;  // loads the pointer in its own order (engine.cpp)
     struct LocalOwner {
         IpAddress address;
         uint16_t worker;

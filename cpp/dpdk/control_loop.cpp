@@ -39,11 +39,17 @@ struct NextHop {
 
 class ControlLoop {
 public:
-    explicit ControlLoop(Runtime::Impl& rt) : rt_(rt), engine_(*rt.engine) { collect_next_hops(); }
+    explicit ControlLoop(Runtime::Impl& rt) : rt_(rt), engine_(*rt.engine), reader_(*rt.engine) {
+        services_ = &reader_.current();
+        collect_next_hops();
+    }
 
     void run() {
         announce();
         while (rt_.running.load(std::memory_order_relaxed)) {
+            // The service snapshot of this round: it stays alive until the next round's
+            // current() (this lcore takes part in the snapshots' reclaim).
+            services_ = &reader_.current();
             uint32_t work = 0;
             rte_mbuf* mbufs[kBurstSize];
             unsigned n = rte_ring_sc_dequeue_burst(rt_.control.ring, reinterpret_cast<void**>(mbufs), kBurstSize,
@@ -85,7 +91,7 @@ private:
     }
 
     bool owns(uint8_t port, const IpAddress& a) const {
-        if (engine_.services().is_vip(a)) return true;
+        if (services_->is_vip(a)) return true;
         int32_t owner = engine_.local_address_owner(a);
         if (owner < 0) return false;
         for (const auto& list : engine_.config().ports[port].local_addresses) {
@@ -358,7 +364,7 @@ private:
             }
             next_hops_.push_back({route->port, route->next_hop, 0});
         };
-        for (const core::ServiceEntry& s : engine_.services().services()) {
+        for (const core::ServiceEntry& s : services_->services()) {
             for (const core::RealEntry& r : s.reals) add(r.address);
         }
         for (const core::PortConfig& p : engine_.config().ports) {
@@ -370,8 +376,8 @@ private:
         uint64_t now = now_ns();
         if (now - last_resolve_ < kResolveEveryNs / 4) return;
         last_resolve_ = now;
-        if (engine_.services().generation() != services_generation_) {
-            services_generation_ = engine_.services().generation();
+        if (services_->generation() != services_generation_) {
+            services_generation_ = services_->generation();
             collect_next_hops();
         }
         for (NextHop& h : next_hops_) {
@@ -430,7 +436,7 @@ private:
             auto garp = [&](const IpAddress& a) {
                 if (a.is_v4()) send_arp(port, RTE_ARP_OP_REQUEST, a, a, MacAddress{});
             };
-            for (const core::ServiceEntry& s : engine_.services().services()) garp(s.vip);
+            for (const core::ServiceEntry& s : services_->services()) garp(s.vip);
             for (const auto& list : engine_.config().ports[p].local_addresses) {
                 for (const IpAddress& a : list) garp(a);
             }
@@ -439,6 +445,8 @@ private:
 
     Runtime::Impl& rt_;
     core::Engine& engine_;
+    core::SnapshotReader reader_;
+    const core::ServiceTable* services_ = nullptr;
     std::vector<NextHop> next_hops_;
     std::unordered_map<std::string, uint64_t> asked_;      // (address, port) -> when last asked
     std::unordered_map<std::string, uint64_t> confirmed_;  // (address, port) -> when last heard

@@ -25,6 +25,7 @@
 
 #include "core/toeplitz.hpp"
 #include "dpdk/runtime_impl.hpp"
+#include "host/parallel_for.hpp"
 
 namespace dplb::dpdk {
 namespace {
@@ -284,7 +285,7 @@ void Runtime::Impl::start() {
     start_eal();
     for (size_t i = 0; i < ports.size(); ++i) setup_port(i);
     try {
-        engine = std::make_unique<core::Engine>(engine_config);
+        engine = std::make_unique<core::Engine>(engine_config, host::snapshot_builder());
     } catch (const std::invalid_argument& e) {
         throw std::runtime_error(e.what());
     }

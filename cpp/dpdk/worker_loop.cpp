@@ -35,9 +35,13 @@ public:
         uint64_t last_clock = 0;
         while (rt_.running.load(std::memory_order_relaxed)) {
             uint64_t now = now_ns();
-            if (now - last_clock >= kClockEveryNs) {
+            // Expiry has a budget per clock move: while sessions due are left, move again
+            // at every poll rather than each millisecond.
+            if (now - last_clock >= kClockEveryNs || worker_.expiry_behind()) {
                 worker_.set_clock(now);
                 last_clock = now;
+            } else {
+                worker_.quiesce();  // idle or not, it holds no retired snapshot
             }
             uint32_t work = 0;
             for (size_t p = 0; p < rt_.ports.size(); ++p) {

@@ -11,4 +11,9 @@ namespace dplb::host {
 // them) and returns when all are done; the first exception a body throws is rethrown.
 void parallel_for(size_t n, const std::function<void(size_t)>& body, size_t max_threads = 8);
 
+// parallel_for as an Engine's snapshot builder (core::ParallelFor).
+inline std::function<void(size_t, const std::function<void(size_t)>&)> snapshot_builder(size_t max_threads = 8) {
+    return [max_threads](size_t n, const std::function<void(size_t)>& body) { parallel_for(n, body, max_threads); };
+}
+
 }  // namespace dplb::host
