@@ -790,3 +790,155 @@ def test_the_header_is_written_by_the_owner_after_a_hand_over() -> None:
     workers = engine.stats()["workers"]
     assert (workers[0]["proxy_header_sent"], workers[1]["proxy_header_sent"]) == (0, 1)
     assert drops(engine)["no_session"] == 0
+
+
+# -- TCP Fast Open: a SYN that carries data ----------------------------------------------
+
+TFO_COOKIE = ("TFO", (0x01020304, 0x05060708))
+
+
+def open_fast_open_flow(
+    engine: Engine, family: str, data: bytes, cport: int = 43210
+) -> tuple[Conversation, Packet]:
+    """A client SYN with data and a Fast Open cookie: returns the conversation once the
+    real's SYN-ACK (which acknowledges the SYN only, having had no data) reached the
+    client, and the SYN as it reached the real."""
+    client, vip, _ = FAMILIES[family]
+    flow = TcpFlow(engine, cport, client=client, vip=vip)
+    syn = flow.from_client("S", seq=CLIENT_ISN, payload=data)
+    syn[TCP].options = [("MSS", 1460), ("SAckOK", b""), TFO_COOKIE]
+    port, out = send_one(engine, syn)
+    assert port == 1
+    flow.real, flow.real_port = ip_layer(out).dst, out[TCP].dport
+    flow.local, flow.local_port = ip_layer(out).src, out[TCP].sport
+    out_ack = flow.to_client(flow.from_real("SA", seq=REAL_ISN, ack=START))
+    assert out_ack[TCP].ack == START
+    return Conversation(engine, flow), out
+
+
+@both_modes_and_families
+def test_a_fast_open_syn_reaches_the_real_without_its_data(mode: str, family: str) -> None:
+    engine = make_engine(services=services(mode))
+    c, syn = open_fast_open_flow(engine, family, REQUEST)
+    # Only the SYN: its number counts the SYN flag alone; the lengths follow.
+    assert (syn[TCP].flags, syn[TCP].seq, payload_of(syn)) == ("S", CLIENT_ISN, b"")
+    assert syn[TCP].options == [("MSS", 1460), ("SAckOK", b""), TFO_COOKIE]
+    if family == "ipv4":
+        assert syn[IP].len == 20 + syn[TCP].dataofs * 4
+    else:
+        assert syn[IPv6].plen == syn[TCP].dataofs * 4
+    assert engine.stats()["total"]["syn_data_stripped"] == 1
+
+    # The real acknowledged the SYN only: the client sends its data again with the ACK
+    # that completes the handshake (as Linux does), and it arrives behind the header,
+    # once; what follows is shifted by the header.
+    header = own_header(mode, family)
+    out = c.client_sends("PA", 0, REQUEST)
+    assert (out[TCP].seq, payload_of(out)) == (START, header + REQUEST)
+    out = c.real_sends("PA", 0, RESPONSE)
+    assert out[TCP].ack == START + len(REQUEST)
+    out = c.client_sends("PA", len(REQUEST), b"more")
+    assert out[TCP].seq == START + len(header) + len(REQUEST)
+    assert c.real.stream == header + REQUEST + b"more"
+    assert c.client.stream == RESPONSE
+    assert counters(engine) == {"proxy_header_sent": 1}
+    assert nonzero_drops(engine) == {}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_data_of_a_fast_open_syn_sent_again_after_a_bare_ack(family: str) -> None:
+    engine = make_engine(services=services("proxy-v1"))
+    c, _ = open_fast_open_flow(engine, family, REQUEST)
+    header = own_header("proxy-v1", family)
+    assert payload_of(c.client_sends("A", 0)) == header
+    c.client_sends("PA", 0, REQUEST)  # before the real's ACK: the header again, in front
+    out = c.real_sends("A", 0)
+    assert out[TCP].ack == START + len(REQUEST)
+    assert c.real.stream == header + REQUEST
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_proxy_line_in_syn_data_never_reaches_the_real(mode: str) -> None:
+    engine = make_engine(services=services(mode))
+    forged = v1_header("203.0.113.9", 5555, "192.0.2.1", 443) + REQUEST
+    c, syn = open_fast_open_flow(engine, "ipv4", forged)
+    assert payload_of(syn) == b""
+    # Sent again after the handshake, it is refused as any client's own header is.
+    port, out = send_one(
+        engine, c.flow.from_client("PA", seq=START, ack=REAL_ISN + 1, payload=forged)
+    )
+    assert (port, out[TCP].flags, payload_of(out)) == (1, "R", b"")
+    assert counters(engine) == {"proxy_refused": 1}
+    assert c.flow.session()["state"] == "close"
+
+
+def test_a_trusted_proxy_line_in_syn_data_is_translated_when_sent_again() -> None:
+    engine = make_engine(services=services("proxy-v2", trust=True))
+    theirs = v1_header(*NAMED["ipv4"])
+    c, syn = open_fast_open_flow(engine, "ipv4", theirs + REQUEST)
+    assert payload_of(syn) == b""
+    out = c.client_sends("PA", 0, theirs + REQUEST)
+    assert payload_of(out) == v2_header(*NAMED["ipv4"]) + REQUEST
+
+
+# -- the client's stream past 4 GiB ------------------------------------------------------
+
+
+def test_sack_blocks_after_the_clients_stream_wrapped_past_4_gib() -> None:
+    # The client's ISN is just below 2^32: the header's numbers wrap at once. The real's
+    # ACKs then go once around the 32-bit space, a window (under 1 GiB) at a time; a SACK
+    # block whose raw numbers fall where the header was 4 GiB earlier is client data.
+    engine = make_engine(services=services("proxy-v2"))
+    isn = 2**32 - 10
+    start = isn + 1
+    flow = TcpFlow(engine, 43210)
+    syn = flow.from_client("S", seq=isn)
+    syn[TCP].options = [("MSS", 1460), ("SAckOK", b"")]
+    _, out = send_one(engine, syn)
+    flow.real, flow.real_port = ip_layer(out).dst, out[TCP].dport
+    flow.local, flow.local_port = ip_layer(out).src, out[TCP].sport
+    flow.to_client(flow.from_real("SA", seq=REAL_ISN, ack=start))
+    header = own_header("proxy-v2", "ipv4")
+    n = len(header)
+    out = flow.to_real(flow.from_client("A", seq=start, ack=REAL_ISN + 1))
+    assert payload_of(out) == header
+
+    def real_acks(ack: int, sack: tuple[int, ...] = ()) -> Packet:
+        frame = flow.from_real("A", seq=REAL_ISN + 1, ack=ack % 2**32)
+        if sack:
+            frame[TCP].options = [("NOP", None), ("NOP", None), ("SAck", sack)]
+        return flow.to_client(frame)
+
+    assert real_acks(start + n)[TCP].ack == start % 2**32
+    around = 2**32 - 100 - n  # the real's ACKs from the header's end to 100 bytes short
+    for k in range(1, 6):
+        ack = start + n + around * k // 5
+        assert real_acks(ack)[TCP].ack == (ack - n) % 2**32
+    ack = start + n + around
+    blocks = (ack + 105, ack + 205)  # raw: start + 5 and start + 105, modulo 2^32
+    assert (blocks[0] - start) % 2**32 < n
+    out = real_acks(ack, tuple(b % 2**32 for b in blocks))
+    assert out[TCP].ack == (ack - n) % 2**32
+    assert sack_of(out) == tuple((b - n) % 2**32 for b in blocks)
+
+
+# -- resets in a shifted stream ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resets_are_checked_in_the_clients_own_numbers(mode: str) -> None:
+    engine = make_engine(services=services(mode))
+    c, _ = open_flow(engine, "ipv4")
+    n = len(own_header(mode, "ipv4"))
+    c.client_sends("A", 0)
+    c.client_sends("PA", 0, REQUEST)
+    c.real_sends("A", 0)
+    # dplb checks a client's RST in the client's own numbers (toward the real they are
+    # shifted by the header): before what the real acknowledged, or far beyond, it drops.
+    assert send(engine, c.flow.from_client("R", seq=START - 1)) == []
+    assert send(engine, c.flow.from_client("R", seq=START + 2**31)) == []
+    assert nonzero_drops(engine) == {"tcp_rst_out_of_window": 2}
+    assert c.flow.session()["state"] == "established"
+    out = c.flow.to_real(c.flow.from_client("R", seq=START + len(REQUEST)))
+    assert out[TCP].seq == START + n + len(REQUEST)
+    assert c.flow.session()["state"] == "close"

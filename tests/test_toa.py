@@ -302,3 +302,35 @@ def test_toa_is_inserted_by_the_owner_after_a_hand_over() -> None:
     stats = engine.stats()["workers"]
     assert stats[0]["handed_over"] == handed_over + 1
     assert (stats[0]["toa_inserted"], stats[1]["toa_inserted"]) == (0, 1)
+
+
+# -- TCP Fast Open ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_fast_open_syn_reaches_the_real_without_data_or_cookie(
+    engine: Engine, family: str
+) -> None:
+    # A real that accepted the cookie would open the connection from the SYN, which has
+    # no TOA, and hand the data to the application under dplb's address. So the SYN goes
+    # without either (the cookie option becomes NOPs); the client sends its data again
+    # after the handshake, where TOA is.
+    client, vip, _ = FAMILIES[family]
+    flow = TcpFlow(engine, 43210, client=client, vip=vip)
+    syn = flow.from_client("S", seq=CLIENT_ISN, payload=REQUEST)
+    syn[TCP].options = [("MSS", 1460), ("SAckOK", b""), ("TFO", (0x01020304, 0x05060708))]
+    port, out = send_one(engine, syn)
+    assert port == 1
+    assert (out[TCP].flags, out[TCP].seq, bytes(out[TCP].payload)) == ("S", CLIENT_ISN, b"")
+    assert l4_length(out) == out[TCP].dataofs * 4 == 20 + 4 + 2 + 10
+    assert tcp_options_bytes(out) == bytes(tcp_options_bytes(Ether(bytes(syn)))[:6]) + b"\x01" * 10
+    assert engine.stats()["total"]["syn_data_stripped"] == 1
+    flow.real, flow.real_port = ip_layer(out).dst, out[TCP].dport
+    flow.local, flow.local_port = ip_layer(out).src, out[TCP].sport
+    flow.to_client(flow.from_real("SA", seq=REAL_ISN, ack=CLIENT_ISN + 1))
+    out = flow.to_real(
+        flow.from_client("PA", seq=CLIENT_ISN + 1, ack=REAL_ISN + 1, payload=REQUEST)
+    )
+    assert_has_toa(out, flow, family)
+    assert (out[TCP].seq, bytes(out[TCP].payload)) == (CLIENT_ISN + 1, REQUEST)
+    assert nonzero_drops(engine) == {}

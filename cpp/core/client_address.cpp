@@ -424,12 +424,12 @@ void set_tcp_seq(uint8_t* frame, const ParsedPacket& q, uint32_t seq) {
     apply_tcp_delta(frame, q, store_tcp32(frame + q.l4_offset, 4, seq));
 }
 
-void shift_acks_to_client(uint8_t* frame, const ParsedPacket& q, const SeqShift& shift, bool acked) {
+void shift_acks_to_client(uint8_t* frame, const ParsedPacket& q, const SeqShift& shift) {
     uint8_t* l4 = frame + q.l4_offset;
     uint64_t delta = 0;
     if (l4[13] & kTcpAck) {
         const uint32_t ack = load_be32(l4 + 8);
-        const uint32_t mapped = acked ? ack - static_cast<uint32_t>(shift.delta) : shift.to_client(ack);
+        const uint32_t mapped = shift.to_client(ack);
         if (mapped != ack) delta += store_tcp32(l4, 8, mapped);
     }
     for_each_option(l4, [&](uint32_t at, uint8_t kind, uint8_t len) {
@@ -460,6 +460,32 @@ void shift_acks_to_client(uint8_t* frame, const ParsedPacket& q, const SeqShift&
         return false;
     });
     if (delta != 0) apply_tcp_delta(frame, q, delta);
+}
+
+void strip_payload(PacketView& pkt, ParsedPacket& q) {
+    const uint32_t n = q.l4_offset + q.l4_length - q.payload_offset;
+    const uint8_t nothing = 0;
+    if (n > 0) replace_payload_prefix(pkt, q, n, &nothing, 0);  // shrinking always fits
+}
+
+bool remove_fast_open(uint8_t* frame, const ParsedPacket& q) {
+    constexpr uint8_t kTcpOptionFastOpen = 34;
+    constexpr uint16_t kFastOpenMagic = 0xf989;
+    uint8_t* l4 = frame + q.l4_offset;
+    bool found = false;
+    for_each_option(l4, [&](uint32_t at, uint8_t kind, uint8_t len) {
+        uint8_t* option = l4 + at;
+        if (kind != kTcpOptionFastOpen && !(kind == kTcpOptionToa && len >= 4 && load_be16(option + 2) == kFastOpenMagic)) {
+            return false;
+        }
+        const bool odd = at & 1;
+        const uint16_t before = sum_at(option, len, odd);
+        std::memset(option, 1, len);
+        apply_tcp_delta(frame, q, checksum_delta16(before, sum_at(option, len, odd)));
+        found = true;
+        return false;
+    });
+    return found;
 }
 
 bool clamp_mss(uint8_t* frame, const ParsedPacket& q, uint16_t by) {

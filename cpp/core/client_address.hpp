@@ -75,18 +75,21 @@ struct SeqShift {
     uint32_t start = 0;
     uint32_t header = 0;
     int32_t delta = 0;
+    bool far = false;  // the real's ACKs went far past the header (kCaHeaderFar)
 
     // A sequence number of the real's view of the client's stream (an ACK or a SACK edge
-    // sent by the real) in the client's view. The header is dplb's, not the client's:
-    // a point inside it is the client's `start`.
+    // sent by the real, a segment quoted by an ICMP error) in the client's view. The
+    // header is dplb's, not the client's: a point inside it is the client's `start`.
+    // Until `far`, every such point lies within 2 GiB of the header (windows are at most
+    // 1 GiB), so comparing with its raw numbers cannot alias; once far, none can be in it.
     uint32_t to_client(uint32_t real_seq) const {
-        if (real_seq - start < header) return start;
+        if (!far && real_seq - start < header) return start;
         return real_seq - static_cast<uint32_t>(delta);
     }
 };
 
 inline SeqShift seq_shift_of(const Session& s) {
-    return SeqShift{s.client_isn + 1, s.ca_header_len, s.seq_delta};
+    return SeqShift{s.client_isn + 1, s.ca_header_len, s.seq_delta, (s.ca_flags & kCaHeaderFar) != 0};
 }
 
 // -- TCP surgery on a parsed IPv4/IPv6 TCP frame -------------------------------------
@@ -107,10 +110,16 @@ bool replace_payload_prefix(PacketView& pkt, ParsedPacket& q, uint32_t old_n, co
 void set_tcp_seq(uint8_t* frame, const ParsedPacket& q, uint32_t seq);
 
 // Rewrites the ACK number and the SACK blocks of a real -> client segment through
-// `shift`. `acked`: the real acknowledged the whole header before, so every ACK number is
-// past it (which keeps the mapping right when the client's stream wraps past 4 GiB).
-// A SACK block that maps to nothing (a D-SACK of header bytes only) becomes NOPs.
-void shift_acks_to_client(uint8_t* frame, const ParsedPacket& q, const SeqShift& shift, bool acked);
+// `shift`. A SACK block that maps to nothing (a D-SACK of header bytes only) becomes NOPs.
+void shift_acks_to_client(uint8_t* frame, const ParsedPacket& q, const SeqShift& shift);
+
+// Removes the payload of a segment (a SYN's TCP Fast Open data): the IP length and every
+// checksum follow. The sequence number stays (it counts the SYN flag only).
+void strip_payload(PacketView& pkt, ParsedPacket& q);
+
+// Turns the TCP Fast Open options of a SYN (kind 34, and the experimental kind 254 with
+// magic 0xF989 of RFC 7413 section 4.1.1) into NOPs; true when there was one.
+bool remove_fast_open(uint8_t* frame, const ParsedPacket& q);
 
 // Lowers the MSS option of a SYN by `by` (not below 48, Linux's floor); false when the
 // segment has no MSS option.

@@ -1,5 +1,5 @@
 // Session: one full-NAT connection as a worker holds it: both tuples, where to send each
-// direction, TCP state, expiry and counters. Three cache lines, no pointers.
+// direction, TCP state, expiry and counters. Four cache lines, no pointers.
 #pragma once
 
 #include <cstddef>
@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/flow_key.hpp"
+#include "core/tcp_track.hpp"
 
 namespace dplb::core {
 
@@ -32,9 +33,10 @@ inline constexpr uint32_t kNoIndex = 0xffffffffu;
 // How a service passes the client's address to its reals (DESIGN section 5).
 enum class ClientAddressMode : uint8_t { none, toa, proxy_v1, proxy_v2 };
 
-// Laid out by temperature: a packet of an established flow touches lines 0 and 1 only
-// (lookup key, MACs, expiry; the other tuple, state, byte counters); line 2 holds what
-// changes on state changes, timer refiling and expiry.
+// Laid out by temperature: a packet of an established flow touches lines 0 and 1 (lookup
+// key, MACs, expiry; the other tuple, state, byte counters) and, for TCP, line 3 (the
+// sequence tracking); line 2 holds what changes on state changes, timer refiling and
+// expiry.
 struct alignas(64) Session {
     // line 0
     FlowKey inbound;    // client -> VIP, as it arrives
@@ -68,11 +70,15 @@ struct alignas(64) Session {
     uint8_t ca_flags;               // kCa* bits
     uint8_t ca_header_len;          // PROXY: length of dplb's header (0 until one is decided)
     uint8_t pad1[5];
+    // line 3
+    TcpTrack track;                 // TCP: sequence numbers and windows of both sides
+    uint8_t pad2[28];
 };
-static_assert(sizeof(Session) == 192, "a session is three cache lines");
+static_assert(sizeof(Session) == 256, "a session is four cache lines (DESIGN's limit)");
 static_assert(offsetof(Session, outbound) == 64, "the second tuple starts line 1");
 static_assert(offsetof(Session, timer_prev) == 128, "cold fields start line 2");
 static_assert(offsetof(Session, client_isn) >= 128, "client-address state stays out of the hot lines");
+static_assert(offsetof(Session, track) == 192, "the sequence tracking is line 3");
 
 inline constexpr uint8_t kSessionFinFromClient = 0x01;
 inline constexpr uint8_t kSessionFinFromReal = 0x02;
@@ -93,5 +99,9 @@ inline constexpr uint8_t kCaHeaderSent = 0x04;   // PROXY: dplb's header went to
 inline constexpr uint8_t kCaHeaderAcked = 0x08;  // PROXY: the real acknowledged it; TOA: the real is established
 inline constexpr uint8_t kCaTranslated = 0x10;   // PROXY: dplb's header replaces the client's own
 inline constexpr uint8_t kCaRefused = 0x20;      // reset by dplb: every packet gets a RST back
+// PROXY: the real's ACKs went more than 1 GiB past the header (in steps smaller than that,
+// as windows are): from then on its numbers map by the shift alone, since a comparison
+// with the header's raw numbers would alias once the stream wraps past 4 GiB.
+inline constexpr uint8_t kCaHeaderFar = 0x40;
 
 }  // namespace dplb::core

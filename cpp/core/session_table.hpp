@@ -53,6 +53,7 @@ public:
                 const char* s = reinterpret_cast<const char*>(&sessions_[slot.ref >> 1]);
                 prefetch_line(s);
                 prefetch_line(s + 64);
+                prefetch_line(s + 192);  // TCP's sequence tracking
                 return;
             }
         }

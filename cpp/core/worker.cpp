@@ -164,14 +164,17 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     const bool tcp = p.key.proto == kTcp;
     const uint8_t flags = p.tcp_flags;
     const bool pure_syn = (flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn;
+    // Before anything changes a session: a packet that cannot go on changes nothing.
+    if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     if (ref && tcp && pure_syn && (ref.session->state == TcpState::time_wait || ref.session->state == TcpState::close))
         [[unlikely]] {
-        // The client reuses its port for a new connection: the old one is over.
+        // The client reuses its port for a new connection: the old one is over. A SYN on
+        // a live session (syn_recv, established, fin_wait) goes to its real as it is,
+        // which answers with a challenge ACK (RFC 5961 section 4): it never re-steers.
         wheel_.unfile(table_.sessions(), ref.index);
         expire(ref.index, CloseReason::reused);
         ref = {};
     }
-    if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     if (!ref) [[unlikely]] {
         if (tcp && !pure_syn) return drop(DropReason::no_session);
         if (svc == nullptr) svc = services.find(p.key.dst, p.key.dst_port, p.key.proto);
@@ -187,10 +190,15 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
         if (!mac_known) return drop(DropReason::no_neighbour);
         return inbound_client_address(pkt, p, ref);
     }
+    int counted = flags;
+    if (tcp) {
+        counted = track_tcp(s, tcp_segment(pkt.data, p), Direction::inbound);
+        if (counted < 0) [[unlikely]] return drop(DropReason::tcp_rst_out_of_window);
+    }
     rewrite_full_nat(pkt.data, p, Endpoint{s.outbound.dst, s.outbound.dst_port},
                      Endpoint{s.outbound.src, s.outbound.src_port});
     if (tcp) {
-        update_tcp_state(ref.index, s, flags, Direction::inbound);
+        update_tcp_state(ref.index, s, static_cast<uint8_t>(counted), Direction::inbound);
     } else {
         set_expiry(s);
     }
@@ -214,10 +222,16 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
         if (!mac_known) return drop(DropReason::no_neighbour);
         return outbound_client_address(pkt, p, ref);
     }
+    const bool tcp = p.key.proto == kTcp;
+    int counted = p.tcp_flags;
+    if (tcp) {
+        counted = track_tcp(s, tcp_segment(pkt.data, p), Direction::outbound);
+        if (counted < 0) [[unlikely]] return drop(DropReason::tcp_rst_out_of_window);
+    }
     rewrite_full_nat(pkt.data, p, Endpoint{s.inbound.dst, s.inbound.dst_port},
                      Endpoint{s.inbound.src, s.inbound.src_port});
-    if (p.key.proto == kTcp) {
-        update_tcp_state(ref.index, s, p.tcp_flags, Direction::outbound);
+    if (tcp) {
+        update_tcp_state(ref.index, s, static_cast<uint8_t>(counted), Direction::outbound);
     } else {
         set_expiry(s);
     }
@@ -377,6 +391,20 @@ void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Directi
         wheel_.refile_if_earlier(table_.sessions(), index);
     } else {
         set_expiry(s);
+    }
+}
+
+int Worker::track_tcp(Session& s, const TcpSegment& seg, Direction dir) {
+    if (dir == Direction::inbound && (seg.flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn) {
+        // The client's SYN: it starts the tracking while the real has not answered; on a
+        // live session it changes nothing.
+        if (s.state == TcpState::syn_sent) track_syn(s.track, seg);
+        return seg.flags;
+    }
+    switch (track_segment(s.track, dir == Direction::inbound ? 0 : 1, seg)) {
+        case TcpCheck::ok: return seg.flags;
+        case TcpCheck::quiet: return seg.flags & ~(kTcpRst | kTcpFin);
+        default: return -1;
     }
 }
 

@@ -142,6 +142,10 @@ private:
     SessionRef create_session(const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash, DropReason& why);
     bool resolve_macs(Session& s);
     void update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir);
+    // Sequence tracking of a TCP segment of `s` (tcp_track.hpp), before anything else
+    // changes the session: the flags that may change its state (a RST or FIN outside the
+    // window does not), or -1 when it is dropped (a RST outside the receiver's window).
+    int track_tcp(Session& s, const TcpSegment& seg, Direction dir);
     // Same state, so the same timeout from now: the wheel refiles it lazily.
     void set_expiry(Session& s) { s.expire_tick = now_tick_ + s.timeout_ticks; }
     void expire(uint32_t index, CloseReason why = CloseReason::expired);

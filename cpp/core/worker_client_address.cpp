@@ -51,6 +51,9 @@ MacAddress mac_of(const uint8_t* m) { return MacAddress{m[0], m[1], m[2], m[3], 
 
 uint32_t payload_length(const ParsedPacket& q) { return q.l4_offset + q.l4_length - q.payload_offset; }
 
+// kCaHeaderFar: how far past the header the real's ACKs must go (a window's most, 2^30).
+constexpr uint32_t kFar = 1u << 30;
+
 }  // namespace
 
 void Worker::init_client_address(Session& s, const ServiceEntry& svc) {
@@ -75,12 +78,23 @@ Action Worker::inbound_client_address(PacketView& pkt, const ParsedPacket& p, Se
     const uint8_t flags = q.tcp_flags;
     const uint32_t seq = load_be32(pkt.data + q.l4_offset + 4);
     if (flags & kTcpSyn) {
-        // The SYN (or a retransmission of it) opens the client's stream at ISN + 1.
+        // The SYN (or a retransmission of it) opens the client's stream at ISN + 1, and
+        // reaches the real without data: the stream's first bytes go behind the header,
+        // or through the refusal of a client's own, only after the handshake.
+        if (payload_length(q) > 0) {
+            strip_payload(pkt, q);
+            ++stats_.syn_data_stripped;
+        }
+        if (s.ca_mode == ClientAddressMode::toa) remove_fast_open(pkt.data, q);
+        const int counted = track_tcp(s, tcp_segment(pkt.data, q), Direction::inbound);
         if (s.state == TcpState::syn_sent) s.client_isn = seq;
         rewrite_full_nat(pkt.data, q, Endpoint{s.outbound.dst, s.outbound.dst_port},
                          Endpoint{s.outbound.src, s.outbound.src_port});
-        return deliver(pkt, ref, flags, Direction::inbound);
+        return deliver(pkt, ref, static_cast<uint8_t>(counted), Direction::inbound);
     }
+    const int tracked = track_tcp(s, tcp_segment(pkt.data, q), Direction::inbound);
+    if (tracked < 0) [[unlikely]] return drop(DropReason::tcp_rst_out_of_window);
+    const auto counted = static_cast<uint8_t>(tracked);
     const uint32_t start = s.client_isn + 1;
     const uint32_t payload_len = payload_length(q);
     if (s.ca_mode != ClientAddressMode::toa && seq == start && payload_len > 0 && !(s.ca_flags & kCaTrust) &&
@@ -101,16 +115,16 @@ Action Worker::inbound_client_address(PacketView& pkt, const ParsedPacket& p, Se
                 ++stats_.toa_no_room;  // sent as it is
             }
         }
-        return deliver(pkt, ref, flags, Direction::inbound);
+        return deliver(pkt, ref, counted, Direction::inbound);
     }
 
     if (seq != start || (s.ca_flags & kCaHeaderAcked)) {
         if (s.seq_delta != 0) set_tcp_seq(pkt.data, q, seq + static_cast<uint32_t>(s.seq_delta));
-        return deliver(pkt, ref, flags, Direction::inbound);
+        return deliver(pkt, ref, counted, Direction::inbound);
     }
     // The segment starts the stream and the real has not acknowledged a header: it goes
     // there at the stream's start (a RST or an early segment just keeps that seq).
-    if (!in_stream) return deliver(pkt, ref, flags, Direction::inbound);
+    if (!in_stream) return deliver(pkt, ref, counted, Direction::inbound);
     const uint8_t* payload = pkt.data + q.payload_offset;
     uint8_t header[kProxyHeaderMax];
     uint32_t header_len = 0;
@@ -118,7 +132,7 @@ Action Worker::inbound_client_address(PacketView& pkt, const ParsedPacket& p, Se
     bool translated_now = false;
     if (!(s.ca_flags & kCaDecided)) {
         // Trusted clients: the first data says whether the client sent a header.
-        if (payload_len == 0) return deliver(pkt, ref, flags, Direction::inbound);
+        if (payload_len == 0) return deliver(pkt, ref, counted, Direction::inbound);
         ProxyAddresses theirs;
         switch (parse_proxy_header(payload, payload_len, theirs, replaced)) {
             case ProxyParse::ok:
@@ -145,7 +159,7 @@ Action Worker::inbound_client_address(PacketView& pkt, const ParsedPacket& p, Se
         if (payload_len == 0 || parse_proxy_header(payload, payload_len, theirs, replaced) != ProxyParse::ok ||
             replaced != expected) {
             set_tcp_seq(pkt.data, q, seq + static_cast<uint32_t>(s.seq_delta));
-            return deliver(pkt, ref, flags, Direction::inbound);
+            return deliver(pkt, ref, counted, Direction::inbound);
         }
         header_len = build_proxy_header(s.ca_mode, theirs, header);
     } else {
@@ -161,16 +175,22 @@ Action Worker::inbound_client_address(PacketView& pkt, const ParsedPacket& p, Se
         if (translated_now) ++stats_.proxy_header_translated;
     }
     s.ca_flags |= kCaHeaderSent;
-    return deliver(pkt, ref, flags, Direction::inbound);
+    return deliver(pkt, ref, counted, Direction::inbound);
 }
 
 Action Worker::outbound_client_address(PacketView& pkt, const ParsedPacket& p, SessionRef ref) {
     Session& s = *ref.session;
     ParsedPacket q = p;
     if (s.ca_flags & kCaRefused) [[unlikely]] return answer_refused(pkt, q, ref, Direction::outbound);
+    const uint8_t flags = q.tcp_flags;
+    // Tracked before anything changes: the real's ACK in the client's numbers.
+    TcpSegment seg = tcp_segment(pkt.data, q);
+    const bool shifted = s.ca_mode != ClientAddressMode::toa && (s.ca_flags & kCaHeaderSent);
+    if (shifted) seg.ack = seq_shift_of(s).to_client(seg.ack);
+    const int tracked = track_tcp(s, seg, Direction::outbound);
+    if (tracked < 0) [[unlikely]] return drop(DropReason::tcp_rst_out_of_window);
     rewrite_full_nat(pkt.data, q, Endpoint{s.inbound.dst, s.inbound.dst_port},
                      Endpoint{s.inbound.src, s.inbound.src_port});
-    const uint8_t flags = q.tcp_flags;
     if ((flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
         clamp_mss(pkt.data, q, growth(s));  // the real's MSS sizes the segments dplb grows
     } else if (flags & kTcpAck) {
@@ -183,15 +203,18 @@ Action Worker::outbound_client_address(PacketView& pkt, const ParsedPacket& p, S
                 s.ca_flags |= kCaHeaderAcked;
                 s.flags &= static_cast<uint8_t>(~kSessionClientAddress);
             }
-        } else if (s.ca_flags & kCaHeaderSent) {
+        } else if (shifted) {
             const SeqShift shift = seq_shift_of(s);
-            const bool acked = s.ca_flags & kCaHeaderAcked;
-            shift_acks_to_client(pkt.data, q, shift, acked);
+            shift_acks_to_client(pkt.data, q, shift);
             const uint32_t covered = ack - start;
-            if (!acked && covered >= shift.header && covered < 0x80000000u) s.ca_flags |= kCaHeaderAcked;
+            if (!(s.ca_flags & kCaHeaderAcked)) {
+                if (covered >= shift.header && covered < 0x80000000u) s.ca_flags |= kCaHeaderAcked;
+            } else if (!shift.far && (covered - shift.header) - kFar < kFar) {
+                s.ca_flags |= kCaHeaderFar;  // ACKs move by less than kFar: seen before any alias
+            }
         }
     }
-    return deliver(pkt, ref, flags, Direction::outbound);
+    return deliver(pkt, ref, static_cast<uint8_t>(tracked), Direction::outbound);
 }
 
 Action Worker::refuse_connection(PacketView& pkt, ParsedPacket& q, SessionRef ref) {

@@ -18,7 +18,8 @@ namespace dplb::core {
     X(proxy_header_resent, "PROXY protocol headers sent again (the real had not acknowledged them)")  \
     X(proxy_header_translated, "PROXY headers of trusted clients replaced by dplb's")                  \
     X(proxy_refused, "connections reset because the client sent its own PROXY header")               \
-    X(proxy_invalid, "connections reset because a trusted client's PROXY header was malformed")
+    X(proxy_invalid, "connections reset because a trusted client's PROXY header was malformed")      \
+    X(syn_data_stripped, "client SYNs whose data (TCP Fast Open) dplb removed; the client sends it again")
 
 struct alignas(64) WorkerStats {
     uint64_t rx_packets = 0;

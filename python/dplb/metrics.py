@@ -74,6 +74,7 @@ _CLIENT_ADDRESS_EVENTS = (
     "proxy_header_translated",
     "proxy_refused",
     "proxy_invalid",
+    "syn_data_stripped",
 )
 _NIC_COUNTERS = (
     ("rx_packets", "dplb_nic_receive_packets_total", "Packets the NIC received."),
