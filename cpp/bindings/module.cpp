@@ -86,6 +86,8 @@ public:
 
     py::list sessions() const { return engine_sessions(engine_); }
 
+    py::dict find_sessions(const SessionSearch& search) const { return engine_find_sessions(engine_, search); }
+
     py::list worker_stats() const { return engine_worker_stats(engine_); }
 
     py::list real_stats() const { return engine_real_stats(engine_); }
@@ -266,6 +268,21 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("ports", &EngineConfig::ports)
         .def_readwrite("services", &EngineConfig::services);
 
+    py::class_<SessionSearch>(m, "SessionSearch")
+        .def(py::init<>())
+        .def_readwrite("client", &SessionSearch::client)
+        .def_readwrite("client_port", &SessionSearch::client_port)
+        .def_readwrite("vip", &SessionSearch::vip)
+        .def_readwrite("vip_port", &SessionSearch::vip_port)
+        .def_readwrite("real", &SessionSearch::real)
+        .def_readwrite("real_port", &SessionSearch::real_port)
+        .def_readwrite("protocol", &SessionSearch::protocol)
+        .def_readwrite("state", &SessionSearch::state)
+        .def_readwrite("worker", &SessionSearch::worker)
+        .def_readwrite("cursor_worker", &SessionSearch::cursor_worker)
+        .def_readwrite("cursor_index", &SessionSearch::cursor_index)
+        .def_readwrite("limit", &SessionSearch::limit);
+
     py::class_<HarnessEngine>(m, "HarnessEngine")
         .def(py::init([](const EngineConfig& c) {
                  try {
@@ -285,6 +302,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("vip"), py::arg("vip_port"), py::arg("proto"))
         .def("local_addresses", &HarnessEngine::local_addresses)
         .def("sessions", &HarnessEngine::sessions)
+        .def("find_sessions", &HarnessEngine::find_sessions, py::arg("search"))
         .def("worker_stats", &HarnessEngine::worker_stats)
         .def("real_stats", &HarnessEngine::real_stats)
         .def("counter_table", &HarnessEngine::counter_table, py::arg("known_generation") = -1)

@@ -123,6 +123,12 @@ void register_runtime(py::module_& m) {
         .def_property_readonly("logger", &Runtime::logger, py::return_value_policy::reference_internal)
         // The engine the runtime drives: the same views as the harness engine.
         .def("sessions", [](Runtime& r) { return dplb::bindings::engine_sessions(r.engine()); })
+        .def(
+            "find_sessions",
+            [](Runtime& r, const dplb::bindings::SessionSearch& search) {
+                return dplb::bindings::engine_find_sessions(r.engine(), search);
+            },
+            py::arg("search"))
         .def("worker_stats", [](Runtime& r) { return dplb::bindings::engine_worker_stats(r.engine()); })
         .def("real_stats", [](Runtime& r) { return dplb::bindings::engine_real_stats(r.engine()); })
         .def(
