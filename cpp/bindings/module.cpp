@@ -59,18 +59,7 @@ public:
 
     // Builds and swaps the snapshot without the GIL: another Python thread may keep
     // sending frames meanwhile, as workers keep forwarding on a node.
-    void apply_services(const std::vector<ServiceConfig>& services) {
-        std::string error;
-        {
-            py::gil_scoped_release release;
-            try {
-                engine_.apply_services(services);
-            } catch (const std::invalid_argument& e) {
-                error = e.what();
-            }
-        }
-        if (!error.empty()) throw py::value_error(error);
-    }
+    void apply_services(const std::vector<ServiceConfig>& services) { engine_apply_services(engine_, services); }
 
     // The harness has no worker loops: after queueing the reset, the workers drain their
     // rings at once (a clock tick at the same time). Returns the sessions removed.

@@ -120,7 +120,12 @@ class NodeDataplane:
         return 0
 
     def local_addresses(self) -> list[LocalAddress]:
-        return [LocalAddress.model_validate(a) for a in self.runtime.local_addresses()]
+        # The runtime names a port by its index; the API by its name, as the harness does.
+        names = [p.name for p in self.running_config().dataplane.ports]
+        return [
+            LocalAddress.model_validate({**a, "port": names[a["port"]]})
+            for a in self.runtime.local_addresses()
+        ]
 
     def telemetry(self) -> Telemetry:
         """Engine and runtime counters for the metrics collector (dplb.metrics)."""
