@@ -1,6 +1,6 @@
 """Sessions through the API: search by client (address or prefix), VIP, real and more,
-paginated in a stable order; reset one, after which its flow has no session (the engine
-drops its next packet) while the others carry on."""
+paged with a cursor (at most 1000 a page); reset one, after which its flow has no
+session (the engine drops its next packet) while the others carry on."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def open_flows(node: Node, client_ports: range, client: str = CLIENT4) -> list[T
 def test_list_sessions_shows_both_tuples(client: TestClient, node: Node) -> None:
     (flow,) = open_flows(node, range(45000, 45001))
     page = client.get(f"{API}/sessions", headers=VIEWER).json()
-    assert (page["total"], page["offset"], page["limit"]) == (1, 0, 100)
+    assert (len(page["items"]), page["limit"], page["next_cursor"]) == (1, 100, None)
     s = page["items"][0]
     assert (s["protocol"], s["client"], s["client_port"], s["vip"], s["vip_port"]) == (
         "tcp",
@@ -49,8 +49,8 @@ def test_search_by_client_prefix_vip_real_and_protocol(client: TestClient, node:
     def total(**query: object) -> int:
         r = client.get(f"{API}/sessions", headers=VIEWER, params=query)
         assert r.status_code == 200, r.text
-        n: int = r.json()["total"]
-        return n
+        assert r.json()["next_cursor"] is None
+        return len(r.json()["items"])
 
     assert total() == 7
     assert total(client=CLIENT4) == 4
@@ -64,19 +64,53 @@ def test_search_by_client_prefix_vip_real_and_protocol(client: TestClient, node:
     assert total(state="established", worker=0) == 7
 
 
-def test_pages_are_stable_and_cover_everything_once(tmp_path: Path) -> None:
+def pages(api: TestClient, **query: object) -> list[list[int]]:
+    """The client ports of every page of a search, following `next_cursor` to the end."""
+    out: list[list[int]] = []
+    params: dict[str, object] = dict(query)
+    while True:
+        r = api.get(f"{API}/sessions", headers=VIEWER, params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        out.append([s["client_port"] for s in page["items"]])
+        if page["next_cursor"] is None:
+            return out
+        params["cursor"] = page["next_cursor"]
+
+
+def test_pages_cover_everything_once_across_workers(tmp_path: Path) -> None:
     node = Node(tmp_path, workers=2)
     with api_client(node) as client:
         open_flows(node, range(46000, 46025))
-        seen = []
-        for offset in range(0, 25, 10):
-            page = client.get(
-                f"{API}/sessions", headers=VIEWER, params={"offset": offset, "limit": 10}
-            ).json()
-            assert page["total"] == 25
-            seen += [s["client_port"] for s in page["items"]]
-        assert seen == list(range(46000, 46025))
         assert {s["worker"] for s in node.engine.sessions()} == {0, 1}
+        got = pages(client, limit=10)
+        assert [len(p) for p in got[:2]] == [10, 10] and len(got[2]) == 5
+        assert sorted(p for page in got for p in page) == list(range(46000, 46025))
+        # With a filter, pages hold matches only; the walk goes on where the last stopped.
+        odd = pages(client, limit=4, client=CLIENT4, state="established", worker=1)
+        on_1 = {s["client"][1] for s in node.engine.sessions() if s["worker"] == 1}
+        assert sorted(p for page in odd for p in page) == sorted(on_1)
+        assert all(len(page) == 4 for page in odd[:-1])
+
+
+def test_a_session_removed_between_pages_does_not_shift_the_next_page(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    with api_client(node) as client:
+        open_flows(node, range(46100, 46110))
+        first = client.get(f"{API}/sessions", headers=VIEWER, params={"limit": 5}).json()
+        gone = first["items"][0]["client_port"]
+        r = client.delete(f"{API}/sessions/tcp/{CLIENT4}/{gone}/{VIP4}/80", headers=ADMIN)
+        assert r.status_code == 200
+        rest = pages(client, limit=5, cursor=first["next_cursor"])
+        shown = [s["client_port"] for s in first["items"]] + [p for page in rest for p in page]
+        assert sorted(shown) == list(range(46100, 46110))
+
+
+def test_limit_has_a_hard_cap(client: TestClient) -> None:
+    r = client.get(f"{API}/sessions", headers=VIEWER, params={"limit": 1001})
+    assert r.status_code == 422
+    assert [e["path"] for e in r.json()["errors"]] == ["query.limit"]
+    assert client.get(f"{API}/sessions", headers=VIEWER, params={"limit": 1000}).status_code == 200
 
 
 def test_bad_search_parameters_are_422(client: TestClient) -> None:
@@ -86,6 +120,10 @@ def test_bad_search_parameters_are_422(client: TestClient) -> None:
     r = client.get(f"{API}/sessions", headers=VIEWER, params={"colour": "blue"})
     assert r.status_code == 422
     assert r.json()["errors"][0]["path"] == "query.colour"
+    for bad in {"cursor": "x"}, {"cursor": "0.99999999999"}, {"worker": -1}, {"vip_port": 70000}:
+        r = client.get(f"{API}/sessions", headers=VIEWER, params=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert [e["path"] for e in r.json()["errors"]] == [f"query.{next(iter(bad))}"]
 
 
 def test_reset_removes_the_session_and_its_next_packet_is_dropped(

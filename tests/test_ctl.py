@@ -139,11 +139,26 @@ def test_sessions_list_and_reset(server: tuple[Node, str]) -> None:
     out = ok(url, "sessions", "list", "--client", CLIENT4).splitlines()
     assert out[0].split()[:3] == ["PROTO", "CLIENT", "VIP"]
     assert out[1].split()[:3] == ["tcp", f"{CLIENT4}:51000", f"{VIP4}:80"]
-    assert out[-1] == "1 of 1 sessions (from 0)"
+    assert out[-1] == "1 session"
     assert ok(url, "sessions", "reset", "tcp", f"{CLIENT4}:51000", f"{VIP4}:80").strip() == (
         "reset: 1 session removed"
     )
     assert ctl(url, "sessions", "reset", "tcp", f"{CLIENT4}:51000", f"{VIP4}:80").returncode == 1
+
+
+def test_sessions_list_pages_with_the_cursor_it_prints(server: tuple[Node, str]) -> None:
+    node, url = server
+    with node.dataplane.lock:
+        for cport in (51100, 51101, 51102):
+            TcpFlow(node.engine, cport).handshake()
+    first = ok(url, "sessions", "list", "--limit", "2").splitlines()
+    assert len(first) == 1 + 2 + 1  # the header, two sessions, the footer
+    footer, _, cursor = first[-1].rpartition(" ")
+    assert footer == "2 sessions; more with --cursor"
+    rest = ok(url, "sessions", "list", "--limit", "2", "--cursor", cursor).splitlines()
+    assert rest[-1] == "1 session"
+    ports = {line.split()[1] for line in first[1:-1] + rest[1:-1]}
+    assert ports == {f"{CLIENT4}:{p}" for p in (51100, 51101, 51102)}
 
 
 def test_node_stats_and_local_addresses(server: tuple[Node, str]) -> None:

@@ -3,6 +3,8 @@
 
 #include "bindings/conversions.hpp"
 
+#include <stdexcept>
+
 namespace py = pybind11;
 
 namespace dplb::bindings {
@@ -18,6 +20,19 @@ void engine_reset_session(Engine& engine, const std::string& client, uint16_t cl
     key.dst_port = vip_port;
     key.proto = proto;
     if (!engine.reset_session(key)) throw std::runtime_error("the worker's command ring is full: try again");
+}
+
+void engine_apply_services(Engine& engine, const std::vector<ServiceConfig>& services) {
+    std::string error;
+    {
+        py::gil_scoped_release release;
+        try {
+            engine.apply_services(services);
+        } catch (const std::invalid_argument& e) {
+            error = e.what();
+        }
+    }
+    if (!error.empty()) throw py::value_error(error);
 }
 
 uint64_t engine_sessions_reset(const Engine& engine) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/engine.hpp"
 
@@ -15,6 +16,11 @@ namespace dplb::bindings {
 // it. Raises ValueError for a bad address, RuntimeError when the worker's ring is full.
 void engine_reset_session(core::Engine& engine, const std::string& client, uint16_t client_port,
                           const std::string& vip, uint16_t vip_port, uint8_t proto);
+
+// Applies the services as one snapshot, building it (Maglev tables of every changed
+// service) without the GIL: other Python threads (the API, /metrics, health) go on
+// meanwhile. Call it holding the GIL; ValueError naming what the engine refused.
+void engine_apply_services(core::Engine& engine, const std::vector<core::ServiceConfig>& services);
 
 // Sessions removed on request so far, summed over the workers.
 uint64_t engine_sessions_reset(const core::Engine& engine);

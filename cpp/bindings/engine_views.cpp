@@ -5,6 +5,8 @@
 #include <string>
 
 #include "core/drop_reason.hpp"
+#include "core/session_query.hpp"
+#include "bindings/conversions.hpp"
 
 namespace py = pybind11;
 
@@ -37,30 +39,66 @@ py::dict stats_dict(const WorkerStats& s) {
     return d;
 }
 
+namespace {
+
+py::dict session_dict(const SessionMatch& m) {
+    const Session& s = m.session;
+    py::dict d;
+    d["worker"] = m.worker;
+    d["protocol"] = s.inbound.proto == 6 ? "tcp" : "udp";
+    d["client"] = py::make_tuple(s.inbound.src.to_string(), s.inbound.src_port);
+    d["vip"] = py::make_tuple(s.inbound.dst.to_string(), s.inbound.dst_port);
+    d["local"] = py::make_tuple(s.outbound.dst.to_string(), s.outbound.dst_port);
+    d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
+    d["state"] = std::string(tcp_state_name(s.state));
+    d["expires_in"] = static_cast<double>(m.expires_in_ticks) * double(kTickNs) / 1e9;
+    d["bytes_in"] = s.bytes_in;
+    d["bytes_out"] = s.bytes_out;
+    return d;
+}
+
+}  // namespace
+
 py::list engine_sessions(const Engine& engine) {
-    py::list out;
-    for (uint32_t w = 0; w < engine.worker_count(); ++w) {
-        const Worker& worker = engine.worker(w);
-        const SessionTable& table = worker.sessions();
-        const Session* all = table.sessions();
-        for (uint32_t i = 0; i < table.capacity(); ++i) {
-            const Session& s = all[i];
-            if (!(s.flags & kSessionInUse)) continue;
-            py::dict d;
-            d["worker"] = w;
-            d["protocol"] = s.inbound.proto == 6 ? "tcp" : "udp";
-            d["client"] = py::make_tuple(s.inbound.src.to_string(), s.inbound.src_port);
-            d["vip"] = py::make_tuple(s.inbound.dst.to_string(), s.inbound.dst_port);
-            d["local"] = py::make_tuple(s.outbound.dst.to_string(), s.outbound.dst_port);
-            d["real"] = py::make_tuple(s.outbound.src.to_string(), s.outbound.src_port);
-            d["state"] = std::string(tcp_state_name(s.state));
-            d["expires_in"] = (static_cast<int64_t>(s.expire_tick) - worker.now_tick()) * double(kTickNs) / 1e9;
-            d["bytes_in"] = s.bytes_in;
-            d["bytes_out"] = s.bytes_out;
-            out.append(d);
-        }
+    std::vector<SessionMatch> found;
+    {
+        py::gil_scoped_release release;
+        find_sessions(engine, SessionFilter{}, SessionCursor{}, UINT32_MAX, found);
     }
+    py::list out;
+    for (const SessionMatch& m : found) out.append(session_dict(m));
     return out;
+}
+
+py::dict engine_find_sessions(const Engine& engine, const SessionSearch& q) {
+    SessionFilter filter;
+    if (q.client) filter.client = parse_prefix(*q.client);
+    filter.client_port = q.client_port;
+    if (q.vip) filter.vip = parse_address(*q.vip);
+    filter.vip_port = q.vip_port;
+    if (q.real) filter.real = parse_address(*q.real);
+    filter.real_port = q.real_port;
+    filter.proto = q.protocol;
+    if (q.state) {
+        filter.state = tcp_state_from_name(*q.state);
+        filter.match_nothing = !filter.state;
+    }
+    filter.worker = q.worker;
+    std::vector<SessionMatch> found;
+    std::optional<SessionCursor> next;
+    {
+        // A walk of up to every table (a million sessions): other Python threads (the
+        // API, /metrics, health) go on meanwhile.
+        py::gil_scoped_release release;
+        found.reserve(q.limit);
+        next = find_sessions(engine, filter, SessionCursor{q.cursor_worker, q.cursor_index}, q.limit, found);
+    }
+    py::list items;
+    for (const SessionMatch& m : found) items.append(session_dict(m));
+    py::dict d;
+    d["items"] = items;
+    d["next"] = next ? py::object(py::make_tuple(next->worker, next->index)) : py::object(py::none());
+    return d;
 }
 
 py::list engine_worker_stats(const Engine& engine) {

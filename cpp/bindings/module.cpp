@@ -61,18 +61,7 @@ public:
 
     // Builds and swaps the snapshot without the GIL: another Python thread may keep
     // sending frames meanwhile, as workers keep forwarding on a node.
-    void apply_services(const std::vector<ServiceConfig>& services) {
-        std::string error;
-        {
-            py::gil_scoped_release release;
-            try {
-                engine_.apply_services(services);
-            } catch (const std::invalid_argument& e) {
-                error = e.what();
-            }
-        }
-        if (!error.empty()) throw py::value_error(error);
-    }
+    void apply_services(const std::vector<ServiceConfig>& services) { engine_apply_services(engine_, services); }
 
     // The harness has no worker loops: after queueing the reset, the workers drain their
     // rings at once (a clock tick at the same time). Returns the sessions removed.
@@ -87,6 +76,8 @@ public:
     py::list local_addresses() const { return engine_local_addresses(engine_); }
 
     py::list sessions() const { return engine_sessions(engine_); }
+
+    py::dict find_sessions(const SessionSearch& search) const { return engine_find_sessions(engine_, search); }
 
     py::list worker_stats() const { return engine_worker_stats(engine_); }
 
@@ -268,6 +259,21 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("ports", &EngineConfig::ports)
         .def_readwrite("services", &EngineConfig::services);
 
+    py::class_<SessionSearch>(m, "SessionSearch")
+        .def(py::init<>())
+        .def_readwrite("client", &SessionSearch::client)
+        .def_readwrite("client_port", &SessionSearch::client_port)
+        .def_readwrite("vip", &SessionSearch::vip)
+        .def_readwrite("vip_port", &SessionSearch::vip_port)
+        .def_readwrite("real", &SessionSearch::real)
+        .def_readwrite("real_port", &SessionSearch::real_port)
+        .def_readwrite("protocol", &SessionSearch::protocol)
+        .def_readwrite("state", &SessionSearch::state)
+        .def_readwrite("worker", &SessionSearch::worker)
+        .def_readwrite("cursor_worker", &SessionSearch::cursor_worker)
+        .def_readwrite("cursor_index", &SessionSearch::cursor_index)
+        .def_readwrite("limit", &SessionSearch::limit);
+
     py::class_<HarnessEngine>(m, "HarnessEngine")
         .def(py::init([](const EngineConfig& c) {
                  try {
@@ -287,6 +293,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("vip"), py::arg("vip_port"), py::arg("proto"))
         .def("local_addresses", &HarnessEngine::local_addresses)
         .def("sessions", &HarnessEngine::sessions)
+        .def("find_sessions", &HarnessEngine::find_sessions, py::arg("search"))
         .def("worker_stats", &HarnessEngine::worker_stats)
         .def("real_stats", &HarnessEngine::real_stats)
         .def("counter_table", &HarnessEngine::counter_table, py::arg("known_generation") = -1)

@@ -1,5 +1,6 @@
 // dplb._core.Runtime: the DPDK node runtime for `dplb run` (built when DPDK is found).
-// start() and stop() release the GIL: they wait on EAL and the lcores.
+// start(), stop() and apply_services() release the GIL: they wait on EAL and the lcores,
+// or build Maglev tables.
 #ifdef DPLB_WITH_DPDK
 
 #include <pybind11/pybind11.h>
@@ -123,6 +124,12 @@ void register_runtime(py::module_& m) {
         .def_property_readonly("logger", &Runtime::logger, py::return_value_policy::reference_internal)
         // The engine the runtime drives: the same views as the harness engine.
         .def("sessions", [](Runtime& r) { return dplb::bindings::engine_sessions(r.engine()); })
+        .def(
+            "find_sessions",
+            [](Runtime& r, const dplb::bindings::SessionSearch& search) {
+                return dplb::bindings::engine_find_sessions(r.engine(), search);
+            },
+            py::arg("search"))
         .def("worker_stats", [](Runtime& r) { return dplb::bindings::engine_worker_stats(r.engine()); })
         .def("real_stats", [](Runtime& r) { return dplb::bindings::engine_real_stats(r.engine()); })
         .def(
@@ -137,12 +144,10 @@ void register_runtime(py::module_& m) {
              })
         .def("sessions_reset", [](Runtime& r) { return dplb::bindings::engine_sessions_reset(r.engine()); })
         .def("local_addresses", [](Runtime& r) { return dplb::bindings::engine_local_addresses(r.engine()); })
+        // Builds the snapshot (Maglev tables of every changed service) without the GIL:
+        // the API, /metrics and health go on meanwhile, as on the harness.
         .def("apply_services", [](Runtime& r, const std::vector<dplb::core::ServiceConfig>& services) {
-            try {
-                r.engine().apply_services(services);
-            } catch (const std::invalid_argument& e) {
-                throw py::value_error(e.what());
-            }
+            dplb::bindings::engine_apply_services(r.engine(), services);
         });
 }
 

@@ -223,7 +223,10 @@ def _sessions_text(page: dict[str, Any]) -> str:
         for s in page["items"]
     ]
     shown = len(page["items"])
-    footer = f"{shown} of {page['total']} sessions (from {page['offset']})"
+    more = page["next_cursor"]
+    footer = f"{shown} session{'' if shown == 1 else 's'}"
+    if more:
+        footer += f"; more with --cursor {more}"
     return (
         table(rows, ["PROTO", "CLIENT", "VIP", "LOCAL", "REAL", "STATE", "EXPIRES", "WORKER"])
         + "\n"
@@ -430,7 +433,7 @@ def cmd_sessions_list(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
         "protocol": a.protocol,
         "state": a.state,
         "worker": a.worker,
-        "offset": a.offset,
+        "cursor": a.cursor,
         "limit": a.limit,
     }
     data = c.call("GET", "/sessions", params=params)
@@ -587,8 +590,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["tcp", "udp"])
     p.add_argument("--state")
     p.add_argument("--worker", type=int)
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--cursor", help="where the page starts (printed after the previous one)")
+    p.add_argument("--limit", type=int, default=100, help="at most 1000")
     p = command(sessions, "reset", cmd_sessions_reset, "remove one session")
     p.add_argument("protocol", choices=["tcp", "udp"])
     p.add_argument("client", help="CLIENT:PORT")

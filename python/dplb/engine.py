@@ -219,6 +219,12 @@ class Engine:
         sessions: list[dict[str, Any]] = self._core.sessions()
         return sessions
 
+    def find_sessions(self, search: Any) -> dict[str, Any]:
+        """At most `search.limit` sessions matching a `_core.SessionSearch`, walked in C++
+        without the GIL, and the cursor to continue from (see dataplane.models)."""
+        page: dict[str, Any] = self._core.find_sessions(search)
+        return page
+
     def stats(self) -> dict[str, Any]:
         """Per-worker counters under `workers`, their sums under `total`, and per-real
         counters under `reals`."""

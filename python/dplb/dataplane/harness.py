@@ -16,9 +16,9 @@ from dplb.dataplane.models import (
     SessionPage,
     SessionQuery,
     core_stats,
-    page_sessions,
     real_stats,
-    session_from_engine,
+    session_page,
+    session_search,
 )
 from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
 from dplb.engine import Engine
@@ -87,9 +87,11 @@ class HarnessDataplane:
         return EngineStats(cores=core_stats(raw["workers"]), reals=real_stats(raw["reals"]))
 
     def sessions(self, query: SessionQuery) -> SessionPage:
+        search = session_search(query)
+        if search is None:
+            return session_page(None, query)
         with self.lock:
-            raw = self.engine.sessions()
-        return page_sessions((session_from_engine(s) for s in raw), query)
+            return session_page(self.engine.find_sessions(search), query)
 
     def reset_session(self, key: SessionKey) -> int:
         with self.lock:

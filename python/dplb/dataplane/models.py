@@ -4,16 +4,17 @@ answers with these."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, IPvAnyNetwork
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, IPvAnyNetwork, field_validator
 
+import dplb._core as _core
 from dplb.config import IPAddress
 
 Protocol_ = Literal["tcp", "udp"]
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
 class Model(BaseModel):
@@ -35,9 +36,9 @@ class SessionKey(Model):
 
     protocol: Protocol_
     client: IPAddress
-    client_port: Annotated[int, Field(ge=0, le=65535)]
+    client_port: Port
     vip: IPAddress
-    vip_port: Annotated[int, Field(ge=0, le=65535)]
+    vip_port: Port
 
 
 class Session(Model):
@@ -57,61 +58,108 @@ class Session(Model):
     bytes_out: int
 
 
+SESSION_PAGE_MAX = 1000  # the most sessions one page holds (a hard cap on `limit`)
+_CURSOR = re.compile(r"^([0-9]{1,3})\.([0-9]{1,10})$")
+
+
 class SessionQuery(Model):
-    """Filters (all optional, combined with AND) and a page."""
+    """Filters (all optional, combined with AND) and a page: at most `limit` sessions
+    from `cursor` on (the `next_cursor` of the previous page; none: from the start)."""
 
     client: IPvAnyNetwork | None = None
-    client_port: int | None = None
+    client_port: Port | None = None
     vip: IPvAnyAddress | None = None
-    vip_port: int | None = None
+    vip_port: Port | None = None
     real: IPvAnyAddress | None = None
-    real_port: int | None = None
+    real_port: Port | None = None
     protocol: Protocol_ | None = None
     state: str | None = None
-    worker: int | None = None
-    offset: Annotated[int, Field(ge=0)] = 0
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    worker: Annotated[int, Field(ge=0, le=1023)] | None = None
+    cursor: Annotated[
+        str | None,
+        Field(
+            description="Where the page starts: the `next_cursor` of the previous page, as "
+            "given (opaque). None: from the first session."
+        ),
+    ] = None
+    limit: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=SESSION_PAGE_MAX,
+            description=f"The most sessions in the page (at most {SESSION_PAGE_MAX}).",
+        ),
+    ] = 100
 
-    def matches(self, s: Session) -> bool:
-        checks: list[tuple[Any, Any]] = [
-            (self.client_port, s.client_port),
-            (self.vip_port, s.vip_port),
-            (self.real_port, s.real_port),
-            (self.protocol, s.protocol),
-            (self.state, s.state),
-            (self.worker, s.worker),
-            (self.vip, ipaddress.ip_address(s.vip) if self.vip is not None else None),
-            (self.real, ipaddress.ip_address(s.real) if self.real is not None else None),
-        ]
-        if any(want is not None and want != got for want, got in checks):
-            return False
-        return self.client is None or ipaddress.ip_address(s.client) in self.client
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_is_one_we_gave(cls, value: str | None) -> str | None:
+        if value is not None and decode_cursor(value) is None:
+            raise ValueError("not a cursor this node gave (pass next_cursor as it came)")
+        return value
+
+
+def decode_cursor(cursor: str) -> tuple[int, int] | None:
+    """(worker, slot) of a cursor, or None when it is not one `encode_cursor` made."""
+    m = _CURSOR.match(cursor)
+    if m is None or int(m[2]) >= 2**32:
+        return None
+    return int(m[1]), int(m[2])
+
+
+def encode_cursor(worker: int, index: int) -> str:
+    return f"{worker}.{index}"
 
 
 class SessionPage(Model):
-    total: int
-    offset: int
+    """Sessions in table order (worker, then slot): a session that lives through a whole
+    paging is in exactly one page; one created or removed meanwhile may be missed."""
+
     limit: int
     items: list[Session]
-
-
-def page_sessions(sessions: Iterable[Session], query: SessionQuery) -> SessionPage:
-    """Filters and pages sessions in a stable order (client, then VIP, then protocol)."""
-    matched = sorted(
-        (s for s in sessions if query.matches(s)),
-        key=lambda s: (
-            ipaddress.ip_address(s.client).packed,
-            s.client_port,
-            ipaddress.ip_address(s.vip).packed,
-            s.vip_port,
-            s.protocol,
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description="Pass as `cursor` for the next page; null when the walk reached the "
+            "end (a page of `limit` items may be followed by an empty last one)."
         ),
-    )
+    ]
+
+
+def session_search(query: SessionQuery) -> Any | None:
+    """The query as the bindings' `SessionSearch`, or None when nothing can match it (a
+    scoped IPv6 address: sessions have none)."""
+    search = _core.SessionSearch()
+    for name in ("vip", "real"):
+        address = getattr(query, name)
+        if address is not None:
+            if getattr(address, "scope_id", None):
+                return None
+            setattr(search, name, str(address))
+    if query.client is not None:
+        search.client = str(query.client)
+    search.client_port = query.client_port
+    search.vip_port = query.vip_port
+    search.real_port = query.real_port
+    search.protocol = {"tcp": 6, "udp": 17}[query.protocol] if query.protocol else None
+    search.state = query.state
+    search.worker = query.worker
+    position = decode_cursor(query.cursor) if query.cursor is not None else None
+    if position is not None:  # a cursor the query's validation passed
+        search.cursor_worker, search.cursor_index = position
+    search.limit = query.limit
+    return search
+
+
+def session_page(raw: dict[str, Any] | None, query: SessionQuery) -> SessionPage:
+    """A page from what the bindings' `find_sessions` gave (None: nothing matched)."""
+    if raw is None:
+        return SessionPage(limit=query.limit, items=[], next_cursor=None)
+    nxt = raw["next"]
     return SessionPage(
-        total=len(matched),
-        offset=query.offset,
         limit=query.limit,
-        items=matched[query.offset : query.offset + query.limit],
+        items=[session_from_engine(s) for s in raw["items"]],
+        next_cursor=encode_cursor(*nxt) if nxt is not None else None,
     )
 
 

@@ -19,9 +19,9 @@ from dplb.dataplane.models import (
     SessionPage,
     SessionQuery,
     core_stats,
-    page_sessions,
     real_stats,
-    session_from_engine,
+    session_page,
+    session_search,
 )
 from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
 from dplb.engine import services_to_core
@@ -100,7 +100,10 @@ class NodeDataplane:
         return EngineStats(cores=core_stats(raw), reals=real_stats(self.runtime.real_stats()))
 
     def sessions(self, query: SessionQuery) -> SessionPage:
-        return page_sessions((session_from_engine(s) for s in self.runtime.sessions()), query)
+        search = session_search(query)
+        return session_page(
+            self.runtime.find_sessions(search) if search is not None else None, query
+        )
 
     def reset_session(self, key: SessionKey) -> int:
         before = self.runtime.sessions_reset()
@@ -117,7 +120,12 @@ class NodeDataplane:
         return 0
 
     def local_addresses(self) -> list[LocalAddress]:
-        return [LocalAddress.model_validate(a) for a in self.runtime.local_addresses()]
+        # The runtime names a port by its index; the API by its name, as the harness does.
+        names = [p.name for p in self.running_config().dataplane.ports]
+        return [
+            LocalAddress.model_validate({**a, "port": names[a["port"]]})
+            for a in self.runtime.local_addresses()
+        ]
 
     def telemetry(self) -> Telemetry:
         """Engine and runtime counters for the metrics collector (dplb.metrics)."""

@@ -1,4 +1,5 @@
-"""Sessions: search (`GET /api/v1/sessions?client=198.51.100.0/24&vip=...`, paginated)
+"""Sessions: search (`GET /api/v1/sessions?client=198.51.100.0/24&vip=...`, paged with a
+cursor; the walk of the tables runs in C++ without the GIL and stops after `limit`)
 and reset one (`DELETE /api/v1/sessions/{protocol}/{client}/{client_port}/{vip}/{vip_port}`):
 the session is removed by the worker that owns it, and later packets of the flow find
 no session (a TCP peer then sees its connection fail)."""
@@ -24,8 +25,10 @@ AnyPort = Annotated[int, Path(ge=0, le=65535)]
 
 @router.get("", responses=READ_ERRORS)
 def list_sessions(query: Annotated[SessionQuery, Query()], _: Viewer, node: NodeDep) -> SessionPage:
-    """Sessions matching every filter given (`client` is an address or a prefix), in a
-    stable order, `limit` (at most 1000) from `offset`."""
+    """Sessions matching every filter given (`client` is an address or a prefix): at most
+    `limit` (1000 at most) from `cursor`, in table order (worker, then slot). The next
+    page starts at the answer's `next_cursor`; it is null after the last page. A
+    session that lives through a whole paging is in exactly one page."""
     return node.dataplane.sessions(query)
 
 

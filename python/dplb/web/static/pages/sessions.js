@@ -18,12 +18,16 @@ const FILTERS = [
 ];
 const STATES = ["syn_sent", "syn_recv", "established", "fin_wait", "time_wait", "close"];
 
+// The cursors of the pages before the one shown, for "Previous" (the API pages forward
+// only): kept across the re-renders of one search, dropped when the search changes.
+const trail = { search: "", cursors: [] };
+
 function sessionKey(s) {
   return `${s.protocol} ${api.endpointId(s.client, s.client_port)} ${api.endpointId(s.vip, s.vip_port)}`;
 }
 
 export default function sessions(session, params) {
-  let offset = Number(params.get("offset") || 0);
+  let cursor = params.get("cursor") || "";
   const inputs = {};
   for (const [name, , placeholder] of FILTERS) {
     inputs[name] = h("input", { type: "text", spellcheck: "false", value: params.get(name) ?? "", placeholder });
@@ -53,8 +57,9 @@ export default function sessions(session, params) {
     ),
   );
   const summary = h("p", { class: "summary", role: "status" });
-  const prev = h("button", { type: "button", class: "secondary small", onclick: () => page(-PAGE) }, "Previous");
-  const next = h("button", { type: "button", class: "secondary small", onclick: () => page(PAGE) }, "Next");
+  const prev = h("button", { type: "button", class: "secondary small", onclick: previousPage }, "Previous");
+  const next = h("button", { type: "button", class: "secondary small", onclick: nextPage }, "Next");
+  let nextCursor = null;
   const rows = h("tbody");
   const headers = ["Protocol", "Client", "VIP", "Real", "Local address", "State", "Worker", "Expires in", "Bytes in / out"];
 
@@ -84,6 +89,11 @@ export default function sessions(session, params) {
   // The search that runs: what the address says, not what is being typed.
   const applied = {};
   for (const [name] of [...FILTERS, ["protocol"]]) if (params.get(name)) applied[name] = params.get(name);
+  const searchKey = JSON.stringify(applied);
+  if (trail.search !== searchKey || !cursor) {
+    trail.search = searchKey;
+    trail.cursors = [];
+  }
 
   function query() {
     const q = {};
@@ -95,26 +105,33 @@ export default function sessions(session, params) {
   // The search goes in the address, so a search can be bookmarked or sent to a colleague.
   function go() {
     const q = new URLSearchParams(query());
-    if (offset) q.set("offset", offset);
+    if (cursor) q.set("cursor", cursor);
     const hash = `#/sessions${q.size ? `?${q}` : ""}`;
     session.go(hash);
   }
 
-  function page(delta) {
-    offset = Math.max(0, offset + delta);
+  function nextPage() {
+    if (!nextCursor) return;
+    trail.cursors.push(cursor);
+    cursor = nextCursor;
+    go();
+  }
+
+  function previousPage() {
+    cursor = trail.cursors.pop() ?? "";
     go();
   }
 
   function reset() {
     for (const input of Object.values(inputs)) input.value = "";
     protocol.value = "";
-    offset = 0;
+    cursor = "";
     go();
   }
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    offset = 0;
+    cursor = "";
     go();
   });
 
@@ -135,7 +152,7 @@ export default function sessions(session, params) {
   async function refresh() {
     let result;
     try {
-      result = await api.get("/sessions", { ...applied, offset, limit: PAGE });
+      result = await api.get("/sessions", { ...applied, ...(cursor ? { cursor } : {}), limit: PAGE });
     } catch (err) {
       if (err.status !== 422) throw err;
       showErrors(form, err.errors);
@@ -144,11 +161,15 @@ export default function sessions(session, params) {
       return;
     }
     if (form.querySelector(".field-error, .form-errors")) clearErrors(form);
-    const first = result.total ? result.offset + 1 : 0;
-    const last = result.offset + result.items.length;
-    setText(summary, result.total ? `${fmtCount(first)}–${fmtCount(last)} of ${fmtCount(result.total)} sessions` : "No sessions match.");
-    prev.disabled = result.offset === 0;
-    next.disabled = last >= result.total;
+    // Page numbers as far as this tab knows them (a bookmarked cursor starts a count).
+    const first = trail.cursors.length * PAGE + 1;
+    const last = first + result.items.length - 1;
+    nextCursor = result.next_cursor;
+    const more = nextCursor ? ", more on the next page" : "";
+    if (result.items.length) setText(summary, `Sessions ${fmtCount(first)}–${fmtCount(last)}${more}`);
+    else setText(summary, cursor ? "No more sessions." : "No sessions match.");
+    prev.disabled = !cursor;
+    next.disabled = !nextCursor;
     syncRows(
       rows,
       result.items,
