@@ -44,6 +44,8 @@ public:
     void run() {
         announce();
         while (rt_.running.load(std::memory_order_relaxed)) {
+            rt_.control.last_loop_ns.store(now_ns(), std::memory_order_relaxed);  // liveness
+            rt_.control.loops.store(rt_.control.loops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             uint32_t work = 0;
             rte_mbuf* mbufs[kBurstSize];
             unsigned n = rte_ring_sc_dequeue_burst(rt_.control.ring, reinterpret_cast<void**>(mbufs), kBurstSize,
