@@ -195,7 +195,8 @@ def test_promtool_accepts_a_runtime_scrape(runtime_scrape: str) -> None:
 def test_promtool_checks_the_alert_rules() -> None:
     r = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 7 rules found" in r.stdout
+    rules = ALERTS.read_text().count("- alert: ")
+    assert f"SUCCESS: {rules} rules found" in r.stdout
 
 
 @needs_promtool
