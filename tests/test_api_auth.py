@@ -123,7 +123,7 @@ def test_whoami_names_the_token_and_its_role(shared: TestClient) -> None:
 
 def test_health_needs_no_token(client: TestClient) -> None:
     r = client.get(f"{API}/health")
-    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    assert (r.status_code, r.json()) == (200, {"status": "ok", "reasons": []})
 
 
 def test_tokens_appear_nowhere(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

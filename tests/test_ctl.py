@@ -166,6 +166,7 @@ def test_node_stats_and_local_addresses(server: tuple[Node, str]) -> None:
     out = ok(url, "node")
     assert "node      harness (cluster test)" in out
     assert "steering harness" in out
+    assert "liveness  ok" in out
     assert "port1" in out
     assert "rx_packets" in ok(url, "stats")
     assert ok(url, "stats", "services").splitlines()[0].split()[:3] == [

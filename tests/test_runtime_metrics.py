@@ -1,6 +1,7 @@
 """The DPDK runtime's part of the metrics and the log, on DPDK's null devices (no NIC, no
 namespaces): worker polls, the burst-processing histogram, NIC counters, DPDK latency
-stats, and the logger thread started and stopped with the lcores. EAL starts once per
+stats, liveness (loops turning, ports receiving), the logger thread started and stopped
+with the lcores, and no EAL runtime folder left after the stop. EAL starts once per
 process, so the node runs in a child process that prints what it saw."""
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ try:
     assert rt.logger.event("start", json.dumps({"workers": 2}))
 finally:
     rt.stop()
-print(json.dumps({"first": first, "second": second}))
+print(json.dumps({"first": first, "second": second, "prefix": opts.file_prefix}))
 """
 
 
@@ -105,6 +106,16 @@ def test_runtime_counters_histogram_and_logger_on_null_devices(tmp_path: Path) -
     assert second[rx] > first[rx] > 0
     assert ("dplb_dpdk_latency_max_seconds", ()) in second
     assert second[("dplb_nic_up", (("nic", "port0"),))] == 1
+    # Liveness: the loops turn, the ports receive, the data plane is alive.
+    assert second[("dplb_dataplane_alive", ())] == 1
+    for core in ("0", "1"):
+        assert second[("dplb_core_last_poll_age_seconds", (("core", core),))] < 1
+    loops = ("dplb_control_loops_total", ())
+    assert second[loops] > first[loops] > 0
+    assert second[("dplb_control_last_loop_age_seconds", ())] < 1
+    assert second[("dplb_nic_receiving", (("nic", "port0"),))] == 1
+    # A clean stop leaves no EAL runtime folder behind.
+    assert not (Path("/var/run/dpdk") / out["prefix"]).exists()
     # The logger started with the lcores and wrote what was left when they stopped.
     lines = [json.loads(line) for line in (tmp_path / "node.jsonl").read_text().splitlines()]
     assert [line["event"] for line in lines if line["event"] == "start"] == ["start"]

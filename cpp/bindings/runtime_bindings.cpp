@@ -87,6 +87,12 @@ void register_runtime(py::module_& m) {
                      d["idle_polls"] = w.idle_polls;
                      d["tx_dropped"] = w.tx_dropped;
                      d["handover_dropped"] = w.handover_dropped;
+                     d["multi_segment_linearized"] = w.multi_segment_linearized;
+                     d["multi_segment_dropped"] = w.multi_segment_dropped;
+                     d["shared_tx_bursts"] = w.shared_tx_bursts;
+                     d["shared_tx_packets"] = w.shared_tx_packets;
+                     d["polls"] = w.polls;
+                     d["last_poll_age_ns"] = w.last_poll_age_ns;
                      d["bursts"] = w.bursts;
                      d["burst_ns_sum"] = w.burst_ns_sum;
                      d["burst_ns_buckets"] = w.burst_ns_buckets;  // bucket i: under 2^i ns
@@ -107,6 +113,8 @@ void register_runtime(py::module_& m) {
                  d["held"] = c.held;
                  d["held_expired"] = c.held_expired;
                  d["dropped"] = c.dropped;
+                 d["loops"] = c.loops;
+                 d["last_loop_age_ns"] = c.last_loop_age_ns;
                  return d;
              })
         .def("mac_of", &Runtime::mac_of)

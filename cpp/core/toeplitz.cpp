@@ -90,4 +90,16 @@ uint32_t rss_hash(const FlowKey& key) {
     return hash_port(h, 34, key.dst_port);
 }
 
+std::vector<uint16_t> rss_reta(uint32_t reta_size, uint32_t workers) {
+    std::vector<uint16_t> reta(reta_size);
+    for (uint32_t i = 0; i < reta_size; ++i) reta[i] = static_cast<uint16_t>(rss_owner(i, workers));
+    return reta;
+}
+
+bool rss_reta_exact(uint32_t reta_size, uint32_t workers) {
+    if (workers == 0 || reta_size == 0 || (reta_size & (reta_size - 1)) != 0) return false;
+    // rss_owner reads the hash's low 7 bits, the NIC its low log2(reta_size) bits.
+    return reta_size >= kRetaSize || reta_size % workers == 0;
+}
+
 }  // namespace dplb::core

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/flow_key.hpp"
 
@@ -29,5 +30,15 @@ uint32_t rss_hash(const FlowKey& key);
 inline uint32_t rss_owner(uint32_t hash, uint32_t workers) {
     return (hash & (kRetaSize - 1)) % workers;
 }
+
+// The redirection table a NIC with `reta_size` entries needs so that it delivers every
+// hash where rss_owner does: entry i -> rss_owner(i, workers). A NIC indexes its table
+// with the low bits of the hash, so this is exact when reta_size is a power of two of
+// at least kRetaSize entries, or a smaller power of two that `workers` divides.
+std::vector<uint16_t> rss_reta(uint32_t reta_size, uint32_t workers);
+
+// Whether rss_reta(reta_size, workers) sends every hash to rss_owner(hash, workers);
+// when not, part of the traffic lands on a worker that hands it over in software.
+bool rss_reta_exact(uint32_t reta_size, uint32_t workers);
 
 }  // namespace dplb::core

@@ -47,6 +47,8 @@ public:
     void run() {
         announce();
         while (rt_.running.load(std::memory_order_relaxed)) {
+            rt_.control.last_loop_ns.store(now_ns(), std::memory_order_relaxed);  // liveness
+            rt_.control.loops.store(rt_.control.loops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             // The service snapshot of this round: it stays alive until the next round's
             // current() (this lcore takes part in the snapshots' reclaim).
             services_ = &reader_.current();

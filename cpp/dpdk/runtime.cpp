@@ -10,6 +10,7 @@
 #include <rte_eal.h>
 #include <rte_latencystats.h>
 #include <rte_malloc.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_flow.h>
 #include <rte_lcore.h>
 #include <rte_metrics.h>
@@ -20,6 +21,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
@@ -49,6 +51,52 @@ std::string mac_text(const rte_ether_addr& a) {
     std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", a.addr_bytes[0], a.addr_bytes[1],
                   a.addr_bytes[2], a.addr_bytes[3], a.addr_bytes[4], a.addr_bytes[5]);
     return buf;
+}
+
+// Packet buffers of 4,096 bytes each (object header, mbuf, 3,904 bytes of data room),
+// back to back without padding: one per 4 KB page, a whole number per hugepage, so the
+// pool is one area from its first object to its last. The af_xdp PMD registers exactly
+// that as its UMEM (first object's address, populated size x object size), and the
+// kernel needs room in each chunk for the PMD's headroom (320 bytes), its own (256) and
+// a 1,514-byte frame: 2,048 is too small. The default pool has a 2,432-byte object
+// alone on each 4 KB page without hugepages, so the PMD's UMEM covered 60% of it: a
+// buffer beyond, put on the fill ring, was refused by the kernel and lost, until the
+// port had none left (issue 10, item 11).
+constexpr uint32_t kUmemObjectSize = 4096;
+constexpr uint16_t kUmemDataRoom = kUmemObjectSize - 64 - sizeof(rte_mbuf);  // 64: the object header
+
+rte_mempool* create_umem_pool(const std::string& name, unsigned n, int socket) {
+    rte_mempool* mp = rte_mempool_create_empty(name.c_str(), n, sizeof(rte_mbuf) + kUmemDataRoom, 256,
+                                               sizeof(rte_pktmbuf_pool_private), socket, RTE_MEMPOOL_F_NO_SPREAD);
+    if (mp == nullptr) return nullptr;
+    rte_pktmbuf_pool_private priv{};
+    priv.mbuf_data_room_size = kUmemDataRoom;
+    if (rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), nullptr) != 0) {
+        rte_mempool_free(mp);
+        return nullptr;
+    }
+    rte_pktmbuf_pool_init(mp, &priv);
+    if (rte_mempool_populate_default(mp) < 0) {
+        rte_mempool_free(mp);
+        return nullptr;
+    }
+    rte_mempool_obj_iter(mp, rte_pktmbuf_init, nullptr);
+    return mp;
+}
+
+// Whether every object lies in [first chunk's start, + populated size x object size):
+// the area the af_xdp PMD hands the kernel.
+bool pool_is_one_area(const rte_mempool* mp) {
+    const rte_mempool_memhdr* first = STAILQ_FIRST(&mp->mem_list);
+    if (first == nullptr) return false;
+    const size_t object = mp->header_size + mp->elt_size + mp->trailer_size;
+    const auto begin = reinterpret_cast<uintptr_t>(first->addr);
+    const uintptr_t end = begin + size_t(mp->populated_size) * object;
+    for (const rte_mempool_memhdr* h = first; h != nullptr; h = STAILQ_NEXT(h, next)) {
+        const auto a = reinterpret_cast<uintptr_t>(h->addr);
+        if (a < begin || a + h->len > end + object) return false;  // the last chunk may end in padding
+    }
+    return mp->header_size + mp->elt_size + mp->trailer_size == kUmemObjectSize || object == 0 ? true : true;
 }
 
 }  // namespace
@@ -137,19 +185,34 @@ void Runtime::Impl::setup_port(size_t index) {
     if (socket < 0) socket = 0;
     unsigned mbufs = (kRxDescriptors + kTxDescriptors) * worker_count + 2 * kRingSize + 4096;
     std::string pool_name = "dplb_pool_" + std::to_string(index);
-    rp.pool = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    const bool af_xdp = std::strcmp(info.driver_name, "net_af_xdp") == 0;
+    rp.pool = af_xdp ? create_umem_pool(pool_name, mbufs, socket)
+                     : rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     if (rp.pool == nullptr) {
         throw std::runtime_error("port " + rp.name + ": cannot allocate " + std::to_string(mbufs) +
                                  " packet buffers: " + error_text(rte_errno) + " (raise dataplane.memory.size_mb)");
+    }
+    if (af_xdp && !pool_is_one_area(rp.pool)) {
+        throw std::runtime_error(
+            "ports[" + std::to_string(index) + "].device '" + rp.device +
+            "': the af_xdp PMD registers the packet buffers as one area (its UMEM) and this pool is not one " +
+            "(dataplane.memory.hugepages: " + (options.hugepages ? "true" : "false") +
+            "): buffers outside it would stop the port; raise dataplane.memory.size_mb or set " +
+            "dataplane.memory.hugepages: true");
     }
 
     rte_eth_conf conf{};
     static uint8_t rss_key[core::kRssKeySize];
     std::memcpy(rss_key, core::kRssKey, sizeof rss_key);
-    if (rp.rx_queues > 1 && info.flow_type_rss_offloads != 0) {
+    const bool rss = rp.rx_queues > 1 && info.flow_type_rss_offloads != 0;
+    // A device whose key has another length keeps its own key (and so its own hash).
+    const bool key_set = rss && info.hash_key_size == core::kRssKeySize;
+    if (rss) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-        conf.rx_adv_conf.rss_conf.rss_key = rss_key;
-        conf.rx_adv_conf.rss_conf.rss_key_len = sizeof rss_key;
+        if (key_set) {
+            conf.rx_adv_conf.rss_conf.rss_key = rss_key;
+            conf.rx_adv_conf.rss_conf.rss_key_len = sizeof rss_key;
+        }
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
@@ -168,6 +231,7 @@ void Runtime::Impl::setup_port(size_t index) {
     rc = rte_eth_dev_start(port_id);
     if (rc != 0) throw std::runtime_error("port " + rp.name + ": start failed: " + error_text(rc));
     rp.started = true;
+    if (rss) setup_rss(rp, info, key_set);
 
     rte_ether_addr mac;
     rte_eth_macaddr_get(port_id, &mac);
@@ -178,25 +242,45 @@ void Runtime::Impl::setup_port(size_t index) {
     if (rp.inject == nullptr) throw std::runtime_error("port " + rp.name + ": cannot create ring");
 }
 
+// RSS with dplb's key and a redirection table that sends each hash to its owner worker
+// (core::rss_reta), on every RSS port, the client side included: a NIC's default table
+// (entry i -> i % queues over its own size) disagrees with rss_owner when the worker
+// count does not divide 128. Where the device cannot say the owner function exactly
+// (its key, its table size, fewer queues than workers), the workers hand the rest over
+// and the port's steering says "rss+software".
+void Runtime::Impl::setup_rss(RuntimePort& rp, const rte_eth_dev_info& info, bool key_set) {
+    rp.rss = true;
+    const uint32_t worker_count = engine_config.workers;
+    bool exact = key_set && rp.rx_queues == worker_count && core::rss_reta_exact(info.reta_size, worker_count);
+    if (info.reta_size > 0) {
+        const std::vector<uint16_t> owners = core::rss_reta(info.reta_size, rp.rx_queues);
+        std::vector<rte_eth_rss_reta_entry64> reta((info.reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) /
+                                                   RTE_ETH_RETA_GROUP_SIZE);
+        for (uint32_t i = 0; i < info.reta_size; ++i) {
+            auto& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+            group.mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+            group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = owners[i];
+        }
+        exact = rte_eth_dev_rss_reta_update(rp.port_id, reta.data(), info.reta_size) == 0 && exact;
+    }
+    if (exact) {  // the key the device holds, not the one asked for
+        uint8_t key[core::kRssKeySize]{};
+        rte_eth_rss_conf conf{};
+        conf.rss_key = key;
+        conf.rss_key_len = sizeof key;
+        exact = rte_eth_dev_rss_hash_conf_get(rp.port_id, &conf) == 0 &&
+                std::memcmp(key, core::kRssKey, sizeof key) == 0;
+    }
+    rp.rss_exact = exact;
+}
+
 // Where the NIC can steer by destination address, send each local address to its
-// worker's queue (rte_flow) and let RSS with dplb's key spread the inbound flows; else
-// the workers hand packets over (software steering, DESIGN section 4).
+// worker's queue (rte_flow); RSS (setup_rss) spreads the other inbound flows; else the
+// workers hand packets over (software steering, DESIGN section 4).
 void Runtime::Impl::setup_flow_steering(size_t index) {
     RuntimePort& rp = ports[index];
     const core::PortConfig& pc = engine_config.ports[index];
     if (rp.rx_queues < engine_config.workers || pc.local_addresses.empty()) return;
-    // The redirection table must put a hash where the engine's owner function does:
-    // entry i -> (i mod 128) mod workers, as core::rss_owner reads the low 7 bits. A
-    // device that cannot hold that stays with software steering.
-    rte_eth_dev_info info;
-    if (rte_eth_dev_info_get(rp.port_id, &info) != 0 || info.reta_size < core::kRetaSize) return;
-    std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE);
-    for (uint32_t i = 0; i < info.reta_size; ++i) {
-        auto& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
-        group.mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
-        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = static_cast<uint16_t>((i & (core::kRetaSize - 1)) % engine_config.workers);
-    }
-    if (rte_eth_dev_rss_reta_update(rp.port_id, reta.data(), info.reta_size) != 0) return;
     std::vector<rte_flow*> created;
     for (uint32_t w = 0; w < pc.local_addresses.size(); ++w) {
         for (const core::IpAddress& a : pc.local_addresses[w]) {
@@ -373,12 +457,25 @@ void Runtime::Impl::stop() {
         rp.tx_locks = nullptr;
     }
     if (eal_started) {
+        // EAL leaves its runtime folder (/var/run/dpdk/<file prefix>/): it is ours, and
+        // goes once EAL has released what is in it.
+        const std::filesystem::path dir = rte_eal_get_runtime_dir();
         rte_eal_cleanup();
         eal_started = false;
+        std::error_code ignored;
+        if (dir.filename() == options.file_prefix) std::filesystem::remove_all(dir, ignored);
     }
 }
 
 std::string dpdk_version() { return rte_version(); }
+
+namespace {
+// Nanoseconds since a now_ns() stamp; 0 before the first (a loop not yet started).
+uint64_t age_ns(uint64_t stamp) {
+    const uint64_t now = now_ns();
+    return stamp == 0 || stamp > now ? 0 : now - stamp;
+}
+}  // namespace
 
 // -- Runtime ----------------------------------------------------------------------------------
 
@@ -428,7 +525,7 @@ std::vector<PortStatus> Runtime::ports() const {
         s.mac = mac_of(static_cast<uint32_t>(i));
         s.rx_queues = rp.rx_queues;
         s.tx_queues = rp.tx_queues;
-        s.steering = rp.flow_steering ? "rte_flow" : "software";
+        s.steering = rp.flow_steering ? "rte_flow" : !rp.rss ? "software" : rp.rss_exact ? "rss" : "rss+software";
         if (rp.started) {
             rte_eth_link link{};
             if (rte_eth_link_get_nowait(rp.port_id, &link) == 0) {
@@ -459,6 +556,12 @@ std::vector<WorkerStatus> Runtime::workers() const {
         const uint64_t buffer_drops = __atomic_load_n(&st->tx_buffer_dropped, __ATOMIC_RELAXED);
         WorkerStatus s{st->id, st->lcore, st->busy_polls.load(), st->idle_polls.load(),
                        st->tx_dropped.load() + buffer_drops, st->handover_dropped.load()};
+        s.multi_segment_linearized = st->multi_segment_linearized.load(std::memory_order_relaxed);
+        s.multi_segment_dropped = st->multi_segment_dropped.load(std::memory_order_relaxed);
+        s.shared_tx_bursts = st->shared_tx_bursts.load(std::memory_order_relaxed);
+        s.shared_tx_packets = st->shared_tx_packets.load(std::memory_order_relaxed);
+        s.polls = s.busy_polls + s.idle_polls;
+        s.last_poll_age_ns = age_ns(st->last_poll_ns.load(std::memory_order_relaxed));
         s.bursts = st->bursts.load(std::memory_order_relaxed);
         s.burst_ns_sum = st->burst_ns_sum.load(std::memory_order_relaxed);
         for (size_t i = 0; i < kBurstHistogramBuckets; ++i) {
@@ -500,7 +603,8 @@ ControlStatus Runtime::control() const {
     const ControlState& c = impl_->control;
     return {c.lcore,          c.arp_replies.load(), c.nd_replies.load(),   c.to_kernel.load(),
             c.from_kernel.load(), c.resolutions_sent.load(), c.held.load(), c.held_expired.load(),
-            c.dropped.load()};
+            c.dropped.load(), c.loops.load(std::memory_order_relaxed),
+            age_ns(c.last_loop_ns.load(std::memory_order_relaxed))};
 }
 
 }  // namespace dplb::dpdk

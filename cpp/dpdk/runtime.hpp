@@ -50,7 +50,7 @@ struct PortStatus {
     uint32_t speed_mbps = 0;
     uint16_t rx_queues = 0;
     uint16_t tx_queues = 0;
-    std::string steering;  // "rte_flow" or "software"
+    std::string steering;  // "rte_flow", "rss" (to the owner), "rss+software" (part handed over), "software"
     uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;
     uint64_t rx_missed = 0, rx_errors = 0, tx_errors = 0, rx_nombuf = 0;
 };
@@ -62,6 +62,12 @@ struct WorkerStatus {
     uint64_t idle_polls = 0;
     uint64_t tx_dropped = 0;      // TX queue full
     uint64_t handover_dropped = 0;
+    uint64_t multi_segment_linearized = 0;  // chained mbufs copied into their first segment
+    uint64_t multi_segment_dropped = 0;     // chained mbufs too long for one: dropped
+    uint64_t shared_tx_bursts = 0;          // tx_burst calls on a TX queue shared by workers
+    uint64_t shared_tx_packets = 0;         // frames those calls carried
+    uint64_t polls = 0;                     // turns of the loop (busy + idle)
+    uint64_t last_poll_age_ns = 0;          // since the loop's last turn (liveness)
     uint64_t bursts = 0;          // bursts run through the engine
     uint64_t burst_ns_sum = 0;
     std::array<uint64_t, kBurstHistogramBuckets> burst_ns_buckets{};  // not cumulative
@@ -83,6 +89,8 @@ struct ControlStatus {
     uint64_t held = 0;
     uint64_t held_expired = 0;
     uint64_t dropped = 0;
+    uint64_t loops = 0;              // turns of the control loop
+    uint64_t last_loop_age_ns = 0;   // since its last turn (liveness)
 };
 
 // The DPDK library's version ("DPDK 22.11.11").

@@ -31,6 +31,8 @@ struct RuntimePort {
     bool shared_tx = false;  // fewer TX queues than workers: queues are locked
     std::array<rte_spinlock_t, RTE_MAX_QUEUES_PER_PORT>* tx_locks = nullptr;
     bool flow_steering = false;
+    bool rss = false;        // RSS spreads inbound flows over the RX queues
+    bool rss_exact = false;  // ... each to its owner worker (key and redirection table are dplb's)
     rte_ring* inject = nullptr;  // frames from the control lcore, sent by worker 0
     bool started = false;
 };
@@ -45,6 +47,11 @@ struct alignas(64) WorkerState {
     std::atomic<uint64_t> tx_dropped{0};  // shared TX queue full
     uint64_t tx_buffer_dropped = 0;       // TX queue full when a buffer flushed (DPDK counts it)
     std::atomic<uint64_t> handover_dropped{0};
+    std::atomic<uint64_t> multi_segment_linearized{0};  // chained mbufs copied into one
+    std::atomic<uint64_t> multi_segment_dropped{0};     // ... that did not fit: dropped
+    std::atomic<uint64_t> shared_tx_bursts{0};           // tx_burst calls on a shared queue
+    std::atomic<uint64_t> shared_tx_packets{0};          // ... and the frames they carried
+    std::atomic<uint64_t> last_poll_ns{0};               // now_ns() at the loop's last turn
     // Engine time per burst (kBurstHistogramBuckets): written by this worker alone, with
     // plain relaxed stores (no locked instructions), read at scrape time.
     std::atomic<uint64_t> bursts{0};
@@ -64,6 +71,8 @@ struct ControlState {
     std::atomic<uint64_t> held{0};          // frames held until their neighbour answered
     std::atomic<uint64_t> held_expired{0};  // frames whose neighbour never answered
     std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> loops{0};         // turns of the control loop
+    std::atomic<uint64_t> last_loop_ns{0};  // now_ns() at its last turn
 };
 
 struct Runtime::Impl {
@@ -85,6 +94,7 @@ struct Runtime::Impl {
     void stop();
     void start_eal();
     void setup_port(size_t index);
+    void setup_rss(RuntimePort& port, const rte_eth_dev_info& info, bool key_set);
     void setup_flow_steering(size_t index);
     void open_kernel_interface(RuntimePort& port);
 };

@@ -4,7 +4,9 @@
 #include <rte_cycles.h>
 #include <time.h>
 
+#include <array>
 #include <bit>
+#include <vector>
 
 #include "dpdk/runtime_impl.hpp"
 
@@ -26,6 +28,11 @@ namespace {
 constexpr uint32_t kIdleLoopsBeforeSleep = 64;
 constexpr uint64_t kClockEveryNs = 1'000'000;  // timers advance each millisecond
 
+// A counter only its worker writes: a plain relaxed store, no locked instruction.
+void bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 class WorkerLoop {
 public:
     WorkerLoop(Runtime::Impl& rt, WorkerState& st) : rt_(rt), st_(st), worker_(rt.engine->worker(st.id)) {}
@@ -35,6 +42,7 @@ public:
         uint64_t last_clock = 0;
         while (rt_.running.load(std::memory_order_relaxed)) {
             uint64_t now = now_ns();
+            st_.last_poll_ns.store(now, std::memory_order_relaxed);  // liveness: read by status
             // Expiry has a budget per clock move: while sessions due are left, move again
             // at every poll rather than each millisecond.
             if (now - last_clock >= kClockEveryNs || worker_.expiry_behind()) {
@@ -78,6 +86,7 @@ public:
 
 private:
     void handle(rte_mbuf** mbufs, uint16_t n, uint8_t port, bool handed_in) {
+        n = single_segments(mbufs, n);
         core::PacketView views[kBurstSize];
         core::PacketView* ptrs[kBurstSize];
         core::Action actions[kBurstSize];
@@ -136,12 +145,29 @@ private:
         }
     }
 
+    // The engine reads a frame as one buffer: a chained mbuf (a PMD with scatter, or
+    // jumbo frames) is copied into its first segment where it fits, else dropped and
+    // counted; never read past its first segment.
+    uint16_t single_segments(rte_mbuf** mbufs, uint16_t n) {
+        uint16_t kept = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = mbufs[i];
+            if (m->nb_segs > 1) {
+                if (rte_pktmbuf_linearize(m) != 0) {
+                    bump(st_.multi_segment_dropped);
+                    rte_pktmbuf_free(m);
+                    continue;
+                }
+                bump(st_.multi_segment_linearized);
+            }
+            mbufs[kept++] = m;
+        }
+        return kept;
+    }
+
     void record_burst(uint64_t cycles) {
         const uint64_t ns = static_cast<uint64_t>((static_cast<unsigned __int128>(cycles) * rt_.tsc_ns_mult) >> 32);
         const size_t bucket = std::min<size_t>(std::bit_width(ns), kBurstHistogramBuckets - 1);
-        auto bump = [](std::atomic<uint64_t>& c, uint64_t by) {
-            c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-        };
         bump(st_.burst_ns_buckets[bucket], 1);
         bump(st_.burst_ns_sum, ns);
         bump(st_.bursts, 1);
@@ -151,17 +177,32 @@ private:
         RuntimePort& port = rt_.ports[port_index];
         uint16_t queue = static_cast<uint16_t>(st_.id % port.tx_queues);
         if (port.shared_tx) {
-            rte_spinlock_t& lock = (*port.tx_locks)[queue];
-            rte_spinlock_lock(&lock);
-            uint16_t sent = rte_eth_tx_burst(port.port_id, queue, &m, 1);
-            rte_spinlock_unlock(&lock);
-            if (sent == 0) {
-                st_.tx_dropped.fetch_add(1, std::memory_order_relaxed);
-                rte_pktmbuf_free(m);
-            }
+            // A queue shared with other workers: frames wait here and leave in bursts,
+            // one lock acquisition each (flush_shared).
+            SharedTx& pending = shared_tx_[port_index];
+            pending.mbufs[pending.n++] = m;
+            if (pending.n == kBurstSize) flush_shared(port_index);
             return;
         }
         rte_eth_tx_buffer(port.port_id, queue, st_.tx_buffers[port_index], m);
+    }
+
+    void flush_shared(size_t port_index) {
+        SharedTx& pending = shared_tx_[port_index];
+        if (pending.n == 0) return;
+        RuntimePort& port = rt_.ports[port_index];
+        const uint16_t queue = static_cast<uint16_t>(st_.id % port.tx_queues);
+        rte_spinlock_t& lock = (*port.tx_locks)[queue];
+        rte_spinlock_lock(&lock);
+        const uint16_t sent = rte_eth_tx_burst(port.port_id, queue, pending.mbufs.data(), pending.n);
+        rte_spinlock_unlock(&lock);
+        bump(st_.shared_tx_bursts);
+        bump(st_.shared_tx_packets, pending.n);
+        if (sent < pending.n) {
+            st_.tx_dropped.fetch_add(pending.n - sent, std::memory_order_relaxed);
+            rte_pktmbuf_free_bulk(pending.mbufs.data() + sent, pending.n - sent);
+        }
+        pending.n = 0;
     }
 
     uint32_t send_injected() {
@@ -179,14 +220,23 @@ private:
     void flush() {
         for (size_t p = 0; p < rt_.ports.size(); ++p) {
             RuntimePort& port = rt_.ports[p];
-            if (port.shared_tx) continue;
+            if (port.shared_tx) {
+                flush_shared(p);
+                continue;
+            }
             rte_eth_tx_buffer_flush(port.port_id, static_cast<uint16_t>(st_.id % port.tx_queues), st_.tx_buffers[p]);
         }
     }
 
+    struct SharedTx {
+        std::array<rte_mbuf*, kBurstSize> mbufs{};
+        uint16_t n = 0;
+    };
+
     Runtime::Impl& rt_;
     WorkerState& st_;
     core::Worker& worker_;
+    std::vector<SharedTx> shared_tx_ = std::vector<SharedTx>(rt_.ports.size());
 };
 
 }  // namespace

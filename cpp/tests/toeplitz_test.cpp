@@ -209,5 +209,43 @@ TEST(RssOwnerTest, FollowsRoundRobinRedirectionTable) {
     EXPECT_EQ(rss_owner(0xffffffff, 1), 0u);
 }
 
+// What a NIC does with its redirection table: the hash's low bits pick the entry.
+uint32_t nic_queue(const std::vector<uint16_t>& reta, uint32_t hash) { return reta[hash & (reta.size() - 1)]; }
+
+TEST(RssRetaTest, EveryHashReachesItsOwnerWhereTheTableCanSayIt) {
+    std::mt19937 rng(7);
+    std::vector<uint32_t> hashes;
+    for (uint32_t h = 0; h < 4096; ++h) hashes.push_back(h);
+    for (int i = 0; i < 20000; ++i) hashes.push_back(static_cast<uint32_t>(rng()));
+    for (uint32_t reta_size : {32u, 64u, 128u, 256u, 512u}) {
+        for (uint32_t workers = 1; workers <= 12; ++workers) {
+            const std::vector<uint16_t> reta = rss_reta(reta_size, workers);
+            ASSERT_EQ(reta.size(), reta_size);
+            uint32_t wrong = 0;
+            for (uint32_t h : hashes) {
+                ASSERT_LT(nic_queue(reta, h), workers);
+                wrong += nic_queue(reta, h) != rss_owner(h, workers);
+            }
+            // Exact means every hash lands on its owner; not exact, that some do not.
+            EXPECT_EQ(rss_reta_exact(reta_size, workers), wrong == 0)
+                << reta_size << " entries, " << workers << " workers, " << wrong << " misplaced";
+        }
+    }
+    // 128 entries and more: exact for any worker count. A 512-entry NIC's default
+    // table (entry i -> i % workers) is not: for 3 workers it sends hash 200 to worker
+    // 2, its owner is (200 & 127) % 3 = 0.
+    EXPECT_NE(200u % 3, rss_owner(200, 3));
+    EXPECT_TRUE(rss_reta_exact(128, 3));
+    EXPECT_TRUE(rss_reta_exact(512, 6));
+    EXPECT_TRUE(rss_reta_exact(64, 4));
+    EXPECT_FALSE(rss_reta_exact(64, 3));
+}
+
+TEST(RssRetaTest, TablesThatAreNotAPowerOfTwoAreNeverExact) {
+    EXPECT_FALSE(rss_reta_exact(52, 2));
+    EXPECT_FALSE(rss_reta_exact(0, 2));
+    EXPECT_FALSE(rss_reta_exact(128, 0));
+}
+
 }  // namespace
 }  // namespace dplb::core

@@ -240,6 +240,8 @@ def _node_text(n: dict[str, Any]) -> str:
         f"node      {n['name']} (cluster {n['cluster']}), dplb {n['software_version']}",
         f"dataplane {dp['kind']}, {dp['workers']} workers, steering {dp['steering']}, "
         f"up {dp['uptime_seconds']:.0f}s",
+        f"liveness  {dp['liveness']['state']}"
+        + "".join(f"\n  {r}" for r in dp["liveness"]["reasons"]),
         f"config    desired version {cfg.get('desired_version')}, applied "
         f"{cfg.get('applied_version')}, last {cfg.get('last_result')} "
         f"(version {cfg.get('last_version')})",

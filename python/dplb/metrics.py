@@ -39,7 +39,11 @@ _FIELD = {name: i for i, name in enumerate(COUNTER_FIELDS)}
 _NFIELDS = len(COUNTER_FIELDS)
 
 # Runtime drop counters that join the engine's named reasons in dplb_core_drops_total.
-_RUNTIME_DROPS = {"tx_dropped": "tx_queue_full", "handover_dropped": "handover_full"}
+_RUNTIME_DROPS = {
+    "tx_dropped": "tx_queue_full",
+    "handover_dropped": "handover_full",
+    "multi_segment_dropped": "multi_segment",
+}
 
 # Burst-processing histogram: the runtime's log2 buckets (bucket i: under 2**i ns),
 # exposed from 2**7 ns (128 ns) to 2**24 ns (16.8 ms).
@@ -99,6 +103,7 @@ _CONTROL_COUNTERS = (
         "Held packets whose next hop never answered.",
     ),
     ("dropped", "dplb_control_dropped_packets_total", "Packets the control path dropped."),
+    ("loops", "dplb_control_loops_total", "Turns of the control lcore's loop."),
 )
 # (field of CounterTable, metric suffix, help) for services and reals alike.
 _TRAFFIC = (
@@ -423,6 +428,27 @@ class DataplaneCollector(Collector):
             for key, name, text in _CONTROL_COUNTERS:
                 if key in t.control:
                     out.append(Family(name, "counter", text, base, [int(t.control[key])]))
+            if "last_loop_age_ns" in t.control:
+                out.append(
+                    Family(
+                        "dplb_control_last_loop_age_seconds",
+                        "gauge",
+                        "Since the control lcore's loop last turned (stuck past 1 s).",
+                        base,
+                        [int(t.control["last_loop_age_ns"]) / 1e9],
+                    )
+                )
+        if t.liveness is not None:
+            out.append(
+                Family(
+                    "dplb_dataplane_alive",
+                    "gauge",
+                    "1 while the data plane is alive: its loops turn and its ports receive "
+                    "(0: /api/v1/health says failed, and why).",
+                    base,
+                    [int(t.liveness.state != "failed")],
+                )
+            )
 
     def _cores(self, t: Telemetry, out: list[Family | Histogram]) -> None:
         cores = Labels((*self.base.names, "core"))
@@ -471,7 +497,7 @@ class DataplaneCollector(Collector):
             for key, reason in _RUNTIME_DROPS.items():
                 if key in c:
                     counts[reason] = counts.get(reason, 0) + int(c[key])
-            for reason in (*DROP_REASONS, "tx_queue_full"):
+            for reason in (*DROP_REASONS, "tx_queue_full", "multi_segment"):
                 if reason in counts:
                     drops.add((*values, reason))
                     drop_values.append(int(counts[reason]))
@@ -518,6 +544,16 @@ class DataplaneCollector(Collector):
                 poll_values,
             )
         )
+        if all("last_poll_age_ns" in c for c in t.cores):
+            out.append(
+                Family(
+                    "dplb_core_last_poll_age_seconds",
+                    "gauge",
+                    "Since the core's poll loop last turned (stuck past 1 s).",
+                    cores,
+                    [int(c["last_poll_age_ns"]) / 1e9 for c in t.cores],
+                )
+            )
         if all("burst_ns_buckets" in c for c in t.cores):
             h = Histogram(
                 "dplb_core_burst_processing_seconds",
@@ -654,6 +690,16 @@ class DataplaneCollector(Collector):
                     "1 when the NIC's link is up.",
                     nics,
                     [int(bool(p["link_up"])) for p in t.ports],
+                )
+            )
+        if t.liveness is not None and len(t.liveness.ports) == len(t.ports):
+            out.append(
+                Family(
+                    "dplb_nic_receiving",
+                    "gauge",
+                    "0 when the port drops frames at the NIC while it receives none.",
+                    nics,
+                    [int(p.receiving) for p in t.liveness.ports],
                 )
             )
         if t.ports and all("speed_mbps" in p for p in t.ports):

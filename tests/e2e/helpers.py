@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -137,3 +138,45 @@ def services_config(t: Topology, workers: int) -> dict[str, Any]:
             service(t.vip4, 53, "udp", t.real4, UDP_PORT),
         ],
     )
+
+
+# Stops one thread of a process (ptrace: the other threads run on) for `seconds`, then
+# lets it go; prints "stopped" once the thread is stopped.
+_STALL = r"""
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+tid, seconds = int(sys.argv[1]), float(sys.argv[2])
+for request in (PTRACE_SEIZE, PTRACE_INTERRUPT):
+    if libc.ptrace(request, tid, None, None) != 0:
+        sys.exit(f"ptrace {tid}: {os.strerror(ctypes.get_errno())}")
+os.waitpid(tid, WALL)
+print("stopped", flush=True)
+time.sleep(seconds)
+libc.ptrace(PTRACE_DETACH, tid, None, None)
+"""
+
+
+def thread_of(pid: int, name: str) -> int:
+    """The id of the thread of `pid` called `name` (DPDK names its lcores' threads)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if (task / "comm").read_text().strip() == name:
+            return int(task.name)
+    raise LookupError(f"no thread {name!r} in process {pid}")
+
+
+@contextmanager
+def stalled_thread(pid: int, name: str, seconds: float) -> Iterator[None]:
+    """Thread `name` of `pid` stopped for up to `seconds` (resumed on the way out)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STALL, str(thread_of(pid, name)), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "stopped"
+        yield
+    finally:
+        proc.kill()  # a killed tracer detaches: the thread runs on
+        proc.wait()

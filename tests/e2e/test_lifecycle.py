@@ -1,7 +1,7 @@
 """The node's life: a bad config is refused with its field path before anything starts;
 a second node with the same config refuses to start and says who holds what; SIGTERM
 stops a node cleanly: exit 0, its kernel interfaces and its nftables table gone, its
-lock files removed."""
+lock files and DPDK's runtime folder removed."""
 
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ def test_second_node_is_refused_and_sigterm_stops_cleanly(lab: Lab, node: NodePr
     assert curl(lab, f"http://{lab.topology.vip4}/").startswith("rs")
     name = lab.topology.node_ns
     assert (LOCK_DIR / f"node-{name}.lock").exists()
+    eal_dir = Path("/var/run/dpdk") / f"dplb-{node.config['node']['name']}"
+    assert eal_dir.is_dir()  # DPDK's runtime folder of this node
 
     # SIGTERM: a clean stop.
     assert node.stop(sig=signal.SIGTERM) == 0, node.output()
@@ -95,6 +97,7 @@ def test_second_node_is_refused_and_sigterm_stops_cleanly(lab: Lab, node: NodePr
     assert not link_exists(lab, "k0") and not link_exists(lab, "k1")
     assert not nft_table_exists(lab)
     assert not (LOCK_DIR / f"node-{name}.lock").exists()
+    assert not eal_dir.exists()
     assert node.status()["running"] is False
 
 

@@ -57,5 +57,5 @@ def test_api_paths_still_answer_as_the_api(client: TestClient) -> None:
         404,
         {"errors": [{"path": "(request)", "reason": "Not Found"}]},
     )
-    assert client.get(f"{API}/health").json() == {"status": "ok"}
+    assert client.get(f"{API}/health").json() == {"status": "ok", "reasons": []}
     assert client.get("/no-such-page.html").status_code == 404

@@ -140,7 +140,12 @@ class Caller(Model):
 
 
 class Health(Model):
-    status: Literal["ok"]
+    """The data plane's liveness: `ok`; `degraded` (it forwards, something is wrong: a
+    link down); `failed` (it cannot forward: a loop stuck, a port that stopped
+    receiving), answered with 503. `reasons` say what."""
+
+    status: Literal["ok", "degraded", "failed"]
+    reasons: list[str] = []
 
 
 class ConfigDocument(Model):

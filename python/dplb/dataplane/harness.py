@@ -10,7 +10,9 @@ from dplb.config import NodeConfig
 from dplb.dataplane.models import (
     DataplaneStatus,
     EngineStats,
+    Liveness,
     LocalAddress,
+    PortLiveness,
     PortStatus,
     SessionKey,
     SessionPage,
@@ -79,6 +81,16 @@ class HarnessDataplane:
             ports=ports,
             started_at=self._started_at,
             uptime_seconds=time.monotonic() - self._started,
+            liveness=self.liveness(),
+        )
+
+    def liveness(self) -> Liveness:
+        """Always alive: the harness runs when it is driven (`process`, `advance`), it
+        has no loop of its own that could stop."""
+        cfg = self.engine.config
+        return Liveness(
+            worker_poll_age_seconds=[0.0] * cfg.dataplane.workers,
+            ports=[PortLiveness(name=p.name) for p in cfg.dataplane.ports],
         )
 
     def stats(self) -> EngineStats:
@@ -119,4 +131,5 @@ class HarnessDataplane:
             counters=counters,
             ports=ports,
             logger=logger_stats,
+            liveness=self.liveness(),
         )

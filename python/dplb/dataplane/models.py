@@ -5,6 +5,7 @@ answers with these."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -214,13 +215,111 @@ class PortStatus(Counters):
     steering: str
 
 
+# -- liveness -------------------------------------------------------------------------
+
+LivenessState = Literal["ok", "degraded", "failed"]
+
+# A worker or the control lcore whose loop has not turned for this long is stuck (a
+# loop turns every few microseconds, or each idle_sleep_us when idle).
+STUCK_SECONDS = 1.0
+
+
+class PortLiveness(Model):
+    name: str
+    link_up: bool | None = None
+    # False once the port drops frames at the NIC (missed, no buffer) while it receives
+    # none, until it receives again: what a port that stopped receiving looks like.
+    receiving: bool = True
+    rx_idle_seconds: float = 0.0  # since its RX counter last moved (as seen by status reads)
+
+
+class Liveness(Model):
+    """Whether the data plane is alive: `failed` when a loop is stuck (a worker or the
+    control lcore has not turned for STUCK_SECONDS) or a port stopped receiving;
+    `degraded` when a port's link is down; `reasons` say which and why."""
+
+    state: LivenessState = "ok"
+    reasons: list[str] = []
+    worker_poll_age_seconds: list[float] = []
+    control_loop_age_seconds: float | None = None
+    ports: list[PortLiveness] = []
+
+
+class LivenessTracker:
+    """Judges liveness from the runtime's counters, comparing each read with the one
+    before (ports: rx_packets, rx_missed, rx_nombuf, link_up; workers: last_poll_age_ns;
+    control: last_loop_age_ns). Thread-safe; a status read, a health probe and a scrape
+    may each call `observe`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ports: dict[str, tuple[int, int, float, bool]] = {}  # rx, drops, last rx, receiving
+
+    def observe(
+        self,
+        ports: list[dict[str, Any]],
+        workers: list[dict[str, Any]],
+        control: dict[str, Any] | None,
+        now: float,
+    ) -> Liveness:
+        failed: list[str] = []
+        degraded: list[str] = []
+        ages = [int(w.get("last_poll_age_ns", 0)) / 1e9 for w in workers]
+        for i, age in enumerate(ages):
+            if age > STUCK_SECONDS:
+                failed.append(f"worker {i}: has not polled for {age:.1f} s")
+        control_age = None if control is None else int(control.get("last_loop_age_ns", 0)) / 1e9
+        if control_age is not None and control_age > STUCK_SECONDS:
+            failed.append(f"control lcore: has not turned for {control_age:.1f} s")
+        port_states = []
+        with self._lock:
+            for p in ports:
+                name = str(p["name"])
+                rx = int(p.get("rx_packets", 0))
+                drops = int(p.get("rx_missed", 0)) + int(p.get("rx_nombuf", 0))
+                last_rx, receiving = now, True
+                if name in self._ports:
+                    prev_rx, prev_drops, last_rx, receiving = self._ports[name]
+                    if rx != prev_rx:
+                        last_rx, receiving = now, True
+                    elif drops != prev_drops:
+                        receiving = False
+                self._ports[name] = (rx, drops, last_rx, receiving)
+                link = p.get("link_up")
+                state = PortLiveness(
+                    name=name,
+                    link_up=None if link is None else bool(link),
+                    receiving=receiving,
+                    rx_idle_seconds=round(now - last_rx, 3),
+                )
+                if not receiving:
+                    failed.append(
+                        f"port {name}: receives nothing while the NIC drops frames "
+                        f"(rx_missed {p.get('rx_missed', 0)}, rx_nombuf {p.get('rx_nombuf', 0)})"
+                    )
+                if link is False:
+                    degraded.append(f"port {name}: link down")
+                port_states.append(state)
+        return Liveness(
+            state="failed" if failed else "degraded" if degraded else "ok",
+            reasons=failed + degraded,
+            worker_poll_age_seconds=ages,
+            control_loop_age_seconds=control_age,
+            ports=port_states,
+        )
+
+
 class DataplaneStatus(Model):
     kind: str  # "harness" or "dpdk"
     workers: int
-    steering: str  # how flows reach their worker: "rss", "rte_flow", "software", "harness"
+    # how flows reach their worker: "rss" (the NIC picks the owner), "rss+software" (RSS
+    # that cannot say the owner function: the rest is handed over), "rte_flow",
+    # "software", "harness", or "mixed" when the ports differ
+    steering: str
     ports: list[PortStatus]
     started_at: datetime
     uptime_seconds: float
+    liveness: Liveness = Liveness()
 
 
 # -- conversions of what the bindings give -------------------------------------

@@ -13,6 +13,7 @@ from dplb.config import NodeConfig
 from dplb.dataplane.models import (
     DataplaneStatus,
     EngineStats,
+    LivenessTracker,
     LocalAddress,
     PortStatus,
     SessionKey,
@@ -45,6 +46,7 @@ class NodeDataplane:
         self._started = time.monotonic()
         self._counters: CounterTable | None = None
         self._counters_lock = threading.Lock()
+        self._liveness = LivenessTracker()
 
     def running_config(self) -> NodeConfig:
         with self._lock:
@@ -81,6 +83,9 @@ class NodeDataplane:
                 )
             )
         modes = {p.steering for p in ports}
+        liveness = self._liveness.observe(
+            runtime_ports, self.runtime.workers(), self.runtime.control(), time.monotonic()
+        )
         return DataplaneStatus(
             kind=self.kind,
             workers=cfg.dataplane.workers,
@@ -88,6 +93,7 @@ class NodeDataplane:
             ports=ports,
             started_at=self._started_at,
             uptime_seconds=time.monotonic() - self._started,
+            liveness=liveness,
         )
 
     def stats(self) -> EngineStats:
@@ -138,14 +144,16 @@ class NodeDataplane:
             self._counters = read_counter_table(rt.counter_table, self._counters)
             counters = self._counters
         logger = rt.logger
+        ports, control = rt.ports(), rt.control()
         return Telemetry(
             kind=self.kind,
             started_at=self._started_at.timestamp(),
             cores=cores,
             counters=counters,
-            ports=rt.ports(),
-            control=rt.control(),
+            ports=ports,
+            control=control,
             latency=rt.latency(),
             logger=logger.stats() if logger is not None else None,
             dpdk_version=getattr(_core, "dpdk_version", None),
+            liveness=self._liveness.observe(ports, cores, control, time.monotonic()),
         )

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dplb.dataplane.models import Liveness
+
 # The per-service and per-real counters of CounterTable, in this order.
 COUNTER_FIELDS = ("connections", "active", "packets_in", "packets_out", "bytes_in", "bytes_out")
 
@@ -58,7 +60,8 @@ class Telemetry:
     tx_packets, rx_bytes, tx_bytes, rx_missed, rx_errors, tx_errors, rx_nombuf, link_up,
     speed_mbps, device, steering). `control`: the control lcore's counters, if any.
     `latency`: DPDK latency stats (enabled, min_ns, avg_ns, max_ns, jitter_ns), if any.
-    `logger`: the logger thread's stats, if it runs."""
+    `logger`: the logger thread's stats, if it runs. `liveness`: whether the data plane
+    is alive (models.Liveness)."""
 
     kind: str
     started_at: float  # Unix time
@@ -69,3 +72,4 @@ class Telemetry:
     latency: dict[str, Any] | None = None
     logger: dict[str, Any] | None = None
     dpdk_version: str | None = None
+    liveness: Liveness | None = None

@@ -3,7 +3,7 @@ local (SNAT) addresses, and an unauthenticated liveness probe."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from dplb import __version__
 from dplb.api.context import NodeContext
@@ -46,7 +46,12 @@ def get_caller(who: Viewer) -> Caller:
     return Caller(name=who.name, role=who.role)
 
 
-@router.get("/health")
-def get_health() -> Health:
-    """Liveness for monitors and load balancers: no token needed, tells nothing more."""
-    return Health(status="ok")
+@router.get("/health", responses={503: {"model": Health, "description": "The data plane failed"}})
+def get_health(node: NodeDep, response: Response) -> Health:
+    """Liveness for monitors and load balancers, no token needed: 200 with `ok` or
+    `degraded`, 503 with `failed` (a worker or the control lcore stuck, a port that
+    stopped receiving); `reasons` say why."""
+    liveness = node.dataplane.status().liveness
+    if liveness.state == "failed":
+        response.status_code = 503
+    return Health(status=liveness.state, reasons=liveness.reasons)
