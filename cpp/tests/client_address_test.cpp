@@ -258,6 +258,10 @@ TEST(SeqShift, MapsTheRealsNumbersToTheClients) {
     const SeqShift trusted{1001, 28, 28 - 46};  // dplb's 28 bytes stand for the client's 46
     EXPECT_EQ(trusted.to_client(1001 + 28), 1001u + 46);
     EXPECT_EQ(trusted.to_client(1001 + 27), 1001u);
+    // Once the real's ACKs went far past the header, 4 GiB later the same raw numbers are
+    // client data: they map by the shift alone.
+    const SeqShift far{1001, 46, 46, true};
+    EXPECT_EQ(far.to_client(1001 + 20), 1001u + 20 - 46);
 }
 
 // -- TCP surgery -------------------------------------------------------------------------
@@ -462,7 +466,7 @@ TEST(AckShift, AckAndSackBlocksAtAnOddOffset) {
     f.l4()[16] = f.l4()[17] = 0;
     const uint16_t c = l4_checksum(f.parsed.key.src, f.parsed.key.dst, 6, f.l4(), f.parsed.l4_length);
     std::memcpy(f.l4() + 16, &c, 2);
-    shift_acks_to_client(f.view.data, f.parsed, SeqShift{1001, 46, 46}, false);
+    shift_acks_to_client(f.view.data, f.parsed, SeqShift{1001, 46, 46});
     EXPECT_EQ(load_be32(f.l4() + 8), 1001u + 50);
     EXPECT_EQ(load_be32(f.l4() + 23), 1001u + 100);
     EXPECT_EQ(load_be32(f.l4() + 27), 1001u + 200);
@@ -478,7 +482,7 @@ TEST(AckShift, DsackOfHeaderBytesOnlyBecomesNops) {
     }
     options.insert(options.end(), {1, 1});
     Frame f(true, options, "", kTcpAck, 0, 0);
-    shift_acks_to_client(f.view.data, f.parsed, SeqShift{1001, 46, 46}, true);
+    shift_acks_to_client(f.view.data, f.parsed, SeqShift{1001, 46, 46});
     const uint8_t* o = f.l4() + 20;
     for (int i = 0; i < 10; ++i) EXPECT_EQ(o[i], 1) << i;
     EXPECT_EQ(o[10], 5);
