@@ -162,7 +162,8 @@ class DataplaneSection(ConfigModel):
     idle_sleep_us: Annotated[int, Strict(), Field(ge=0, le=100_000)] = 50
     sessions_per_worker: Annotated[int, Strict(), Field(ge=1, le=100_000_000)] = 1_000_000
     # Capacity of the service and real counter tables, fixed at start: a (service, real)
-    # pair keeps its slot for the node's life, so these bound every one ever configured.
+    # pair keeps its slot while a snapshot or an open session refers to it, then the slot
+    # is recycled (docs/threads.md).
     max_services: Annotated[int, Strict(), Field(ge=1, le=1_048_576)] = 65536
     max_reals: Annotated[int, Strict(), Field(ge=1, le=16_777_216)] = 65536
     local_ports: LocalPorts = LocalPorts()
