@@ -4,7 +4,6 @@ named by the path."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -15,7 +14,7 @@ from dplb.api.audit import AuditEntry
 from dplb.api.auth import Principal, authenticate, bearer, forbidden
 from dplb.api.context import NodeContext
 from dplb.api.errors import ApiError
-from dplb.config import IPAddress, NodeConfig, RealSection, ServiceSection
+from dplb.config import IPAddress, NodeConfig, RealSection, ServiceSection, parse_ip_address
 from dplb.config_diff import endpoint_id, service_id
 
 
@@ -57,12 +56,13 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 def parse_address(text: str, where: str) -> IPAddress:
     """An address from a URL: `2001:db8::10` or `[2001:db8::10]` (colons may also be
-    percent-encoded as %3A)."""
+    percent-encoded as %3A). Refused as the config refuses it (a zone, `%eth0`)."""
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        return ipaddress.ip_address(bare)
-    except ValueError:
-        raise ApiError(422, [(where, f"'{text}' is not an IP address")]) from None
+        return parse_ip_address(bare)
+    except ValueError as exc:
+        reason = str(exc) if "zone" in str(exc) else f"'{text}' is not an IP address"
+        raise ApiError(422, [(where, reason)]) from None
 
 
 PortParam = Annotated[int, Path(ge=1, le=65535)]
