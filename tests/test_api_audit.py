@@ -78,3 +78,42 @@ def test_the_log_outlives_the_node(tmp_path: Path) -> None:
         client.patch(WEB, headers=ADMIN, json={"scheduler": "wlc"})
         shown = client.get(f"{API}/audit", headers=ADMIN).json()
     assert [e["version"] for e in shown] == [3, 2]
+
+
+def test_every_refused_attempt_is_a_line_with_the_status_the_client_got(
+    client: TestClient, node: Node
+) -> None:
+    # A body the model refuses, a body that is not JSON, a path naming another service:
+    # each once answered 422 without an audit line; a create said 200 where it was 201.
+    answers = [
+        client.post(f"{API}/services", headers=ADMIN, json={"vip": "10.0.100.40", "port": 0}),
+        client.post(
+            f"{API}/services",
+            headers={**ADMIN, "Content-Type": "application/json"},
+            content=b"{not json",
+        ),
+        client.put(
+            f"{API}/services/10.0.100.41/80/tcp",
+            headers=ADMIN,
+            json={"vip": "10.0.100.42", "port": 80},
+        ),
+        client.post(f"{API}/services", headers=ADMIN, json={"vip": "10.0.100.43", "port": 80}),
+        client.put(
+            f"{API}/services/10.0.100.44/80/tcp",
+            headers=ADMIN,
+            json={"vip": "10.0.100.44", "port": 80},
+        ),
+    ]
+    assert [r.status_code for r in answers] == [422, 422, 422, 201, 201]
+    entries = lines(node)
+    assert [(e["method"], e["outcome"], e["status"]) for e in entries] == [
+        ("POST", "refused", 422),
+        ("POST", "refused", 422),
+        ("PUT", "refused", 422),
+        ("POST", "applied", 201),
+        ("PUT", "applied", 201),
+    ]
+    assert entries[0]["errors"][0]["path"] == "body.port"
+    assert entries[1]["errors"][0]["path"].startswith("body")
+    assert "names another service" in entries[2]["errors"][0]["reason"]
+    assert [e["version"] for e in entries[3:]] == [2, 3]

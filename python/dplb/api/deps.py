@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from dplb.api.audit import AuditEntry
 from dplb.api.auth import Principal, authenticate, bearer, forbidden
 from dplb.api.context import NodeContext
 from dplb.api.errors import ApiError
@@ -31,22 +30,10 @@ def require_viewer(request: Request, node: NodeDep, credentials: Credentials) ->
     return authenticate(request, credentials, node.reconciler.running.api.tokens)
 
 
-async def require_admin(request: Request, node: NodeDep, credentials: Credentials) -> Principal:
+def require_admin(request: Request, node: NodeDep, credentials: Credentials) -> Principal:
     principal = authenticate(request, credentials, node.reconciler.running.api.tokens)
     if principal.role != "admin":
-        error = forbidden(principal)
-        await node.audit.record(
-            AuditEntry(
-                who=principal.name,
-                role=principal.role,
-                method=request.method,
-                path=request.url.path,
-                outcome="forbidden",
-                status=403,
-                errors=[{"path": p, "reason": r} for p, r in error.errors],
-            )
-        )
-        raise error
+        raise forbidden(principal)
     return principal
 
 

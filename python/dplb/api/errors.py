@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
+from dplb.api.audit import note
 from dplb.config import ConfigError
 
 log = logging.getLogger("dplb.api")
@@ -51,31 +53,36 @@ def loc_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return out or "(request)"
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+def error_response(exc: ApiError, scope: Scope) -> JSONResponse:
+    """The answer to `exc`; its errors also go into the request's audit line."""
+    note(scope, errors=exc.errors)
     return JSONResponse(
         error_body(exc.errors, **exc.extra), status_code=exc.status, headers=exc.headers
     )
 
 
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc, request.scope)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [(loc_path(e["loc"]), str(e["msg"])) for e in exc.errors()]
-    return JSONResponse(error_body(errors), status_code=422)
+    return error_response(ApiError(422, errors), request.scope)
 
 
 async def _config_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConfigError)
-    return JSONResponse(error_body(exc.errors), status_code=422)
+    return error_response(ApiError(422, exc.errors), request.scope)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(
-        error_body([("(request)", str(exc.detail))]),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+    error = ApiError(
+        exc.status_code, [("(request)", str(exc.detail))], headers=getattr(exc, "headers", None)
     )
+    return error_response(error, request.scope)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from dplb.api.audit import AuditEntry
+from dplb.api.audit import note
 from dplb.api.deps import Admin, NodeDep, Viewer, parse_address
 from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
 from dplb.api.models import SessionReset
@@ -50,16 +50,7 @@ async def reset_session(
     client_id = endpoint_id(str(key.client), client_port)
     name = f"{protocol} {client_id} -> {endpoint_id(str(key.vip), vip_port)}"
     removed = await asyncio.to_thread(node.dataplane.reset_session, key)
-    entry = AuditEntry(
-        who=who.name,
-        role=who.role,
-        method=request.method,
-        path=request.url.path,
-        outcome="reset" if removed else "not_found",
-        status=200 if removed else 404,
-        message=f"reset session {name}",
-    )
-    await node.audit.record(entry)
+    note(request.scope, outcome="reset" if removed else "not_found", message=f"reset session {name}")
     if not removed:
         raise ApiError(404, [("session", f"no session {name}")])
     return SessionReset(removed=removed)
