@@ -240,13 +240,18 @@ class ApiSection(ConfigModel):
     ] = "127.0.0.1:8080"
     tokens: list[TokenEntry] = []
     # JSON lines, one per change made through the API; default: audit.jsonl beside the
-    # store's file.
+    # store's file. Rotated (audit.jsonl.1, .2, ...) before it would grow past
+    # audit_log_max_bytes; audit_log_keep rotated files are kept.
     audit_log: Path | None = None
+    audit_log_max_bytes: Annotated[int, Strict(), Field(ge=4096)] = 16 * 1024 * 1024
+    audit_log_keep: Annotated[int, Strict(), Field(ge=0, le=1000)] = 5
 
 
 class StoreSection(ConfigModel):
     file: Path | None = None
     etcd: list[str] | None = None
+    # Past versions kept in the history (the newest ones; version numbers still grow).
+    keep_versions: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
 
 
 class RealSection(ConfigModel):

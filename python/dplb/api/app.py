@@ -43,7 +43,7 @@ def default_store(node_config: NodeConfig) -> FileStore:
         raise ValueError("store.etcd: the etcd store is not there yet; use store.file")
     if node_config.store.file is None:
         raise ValueError("store.file: a standalone node needs a file for its desired config")
-    return FileStore(node_config.store.file)
+    return FileStore(node_config.store.file, keep=node_config.store.keep_versions)
 
 
 def default_audit_path(node_config: NodeConfig, store: Store) -> Path | None:
@@ -66,7 +66,11 @@ def create_app(
     node config's store; the audit log to `api.audit_log`, else audit.jsonl beside the
     store's file. A change waits up to `apply_timeout` seconds for the reconciler."""
     the_store = store if store is not None else default_store(node_config)
-    the_audit = audit_log or AuditLog(default_audit_path(node_config, the_store))
+    the_audit = audit_log or AuditLog(
+        default_audit_path(node_config, the_store),
+        max_bytes=node_config.api.audit_log_max_bytes,
+        keep=node_config.api.audit_log_keep,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

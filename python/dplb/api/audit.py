@@ -11,6 +11,7 @@ changes nothing (outcome `unchanged`) is no line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -51,10 +52,21 @@ class AuditEntry(BaseModel):
 
 class AuditLog:
     """Appends entries to a JSON lines file (flushed and synced: an entry written is an
-    entry kept); `path` None keeps them in memory only (tests, development)."""
+    entry kept); `path` None keeps them in memory only (tests, development). Before the
+    file would grow past `max_bytes` it is rotated: `path.1` is the newest rotated
+    file, `path.<keep>` the oldest kept, and older ones are removed."""
 
-    def __init__(self, path: Path | None, memory: int = 1000) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        memory: int = 1000,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        keep: int = 5,
+    ) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
         self._lock = threading.Lock()
         self._recent: deque[AuditEntry] = deque(maxlen=memory)
         if path is not None:
@@ -72,34 +84,57 @@ class AuditLog:
         )
         await asyncio.to_thread(self._append, entry)
 
+    def rotated(self, n: int) -> Path:
+        assert self.path is not None
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        for n in range(self.keep, 0, -1):
+            source = self.path if n == 1 else self.rotated(n - 1)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(source, self.rotated(n))
+        if self.keep == 0:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
     def _append(self, entry: AuditEntry) -> None:
+        line = (entry.model_dump_json() + "\n").encode()
         with self._lock:
             self._recent.append(entry)
             if self.path is None:
                 return
+            with contextlib.suppress(FileNotFoundError):
+                size = self.path.stat().st_size
+                if size and size + len(line) > self.max_bytes:
+                    self._rotate()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, (entry.model_dump_json() + "\n").encode())
+                os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
     async def tail(self, limit: int) -> list[AuditEntry]:
-        """The newest `limit` entries, newest first."""
+        """The newest `limit` entries, newest first (from the rotated files too)."""
         return await asyncio.to_thread(self._tail, limit)
 
     def _tail(self, limit: int) -> list[AuditEntry]:
         with self._lock:
-            if self.path is None or not self.path.exists():
+            if self.path is None:
                 return list(reversed(self._recent))[:limit]
-            lines = self.path.read_text().splitlines()
-        out: list[AuditEntry] = []
-        for line in reversed(lines):
-            if len(out) == limit:
-                break
-            if line.strip():
-                out.append(AuditEntry.model_validate_json(line))
-        return out
+            out: list[AuditEntry] = []
+            for file in [self.path, *(self.rotated(n) for n in range(1, self.keep + 1))]:
+                try:
+                    lines = file.read_text().splitlines()
+                except FileNotFoundError:
+                    continue
+                for line in reversed(lines):
+                    if len(out) == limit:
+                        return out
+                    if line.strip():
+                        out.append(AuditEntry.model_validate_json(line))
+            return out
 
 
 def note(scope: MutableMapping[str, Any], **fields: Any) -> None:
