@@ -129,7 +129,6 @@ def test_history_and_audit_log_are_bounded_by_the_node_config(tmp_path: Path) ->
     cfg["api"]["audit_log_keep"] = 2
     config = parse_config(cfg)
     app = create_app(config, harness_dataplane(config))  # the store and log it says
-    audit_path = tmp_path / "audit.jsonl"
     with TestClient(app) as client:
         for weight in range(1, 61):
             r = client.patch(f"{WEB}/reals/10.0.2.11/8080", headers=ADMIN, json={"weight": weight})

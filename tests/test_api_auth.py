@@ -30,7 +30,9 @@ PARAMS = {
 UNAUTHENTICATED = {("GET", f"{API}/health")}
 
 
-def routes(params: dict[str, str] = PARAMS, only_with_params: bool = False) -> list[tuple[str, str]]:
+def routes(
+    params: dict[str, str] = PARAMS, only_with_params: bool = False
+) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         document = Node(Path(tmp)).app.openapi()
     out = []

@@ -3,6 +3,7 @@ the node, and `load_config`, which reports every error with its field path."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -44,10 +45,8 @@ def parse_ip_address(value: Any) -> IPAddress:
             return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
         except OSError:
             pass
-        try:
+        with contextlib.suppress(ValueError):
             value = ipaddress.ip_address(value)
-        except ValueError:
-            pass
     if isinstance(value, ipaddress.IPv6Address) and value.scope_id is not None:
         raise ValueError(f"'{value}' has a zone (%{value.scope_id}): give the address alone")
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
@@ -105,7 +104,12 @@ def _serving_address(vip: bool) -> Any:
     return validate
 
 
-_ADDRESS_SCHEMA = WithJsonSchema({"type": "string", "format": "ipvanyaddress"})
+# An IPv4 or an IPv6 address, in the formats OpenAPI tools know.
+ADDRESS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+}
+_ADDRESS_SCHEMA = WithJsonSchema(ADDRESS_JSON_SCHEMA)
 # IPvAnyAddress, validated faster (the fields a large config repeats) and without zones.
 Address = Annotated[IPAddress, PlainValidator(parse_ip_address), _ADDRESS_SCHEMA]
 # Addresses that take connections: a VIP, a real.

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dplb.config_diff import Change
@@ -126,7 +125,8 @@ class AuditLog:
             out: list[AuditEntry] = []
             for file in [self.path, *(self.rotated(n) for n in range(1, self.keep + 1))]:
                 try:
-                    lines = file.read_text().splitlines()
+                    # Lines end at \n only: JSON strings may hold U+2028, \x85, ...
+                    lines = file.read_text().split("\n")
                 except FileNotFoundError:
                     continue
                 for line in reversed(lines):

@@ -13,7 +13,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from dplb.api.auth import Principal, authenticate, bearer, forbidden
 from dplb.api.context import NodeContext
 from dplb.api.errors import ApiError
-from dplb.config import IPAddress, NodeConfig, RealSection, ServiceSection, parse_ip_address
+from dplb.config import (
+    ADDRESS_JSON_SCHEMA,
+    IPAddress,
+    NodeConfig,
+    RealSection,
+    ServiceSection,
+    parse_ip_address,
+)
 from dplb.config_diff import endpoint_id, service_id
 
 
@@ -52,6 +59,8 @@ def parse_address(text: str, where: str) -> IPAddress:
         raise ApiError(422, [(where, reason)]) from None
 
 
+# An address in a path: `10.0.100.10`, `2001:db8::10`, `[2001:db8::10]` (parse_address).
+AddressParam = Annotated[str, Path(json_schema_extra=ADDRESS_JSON_SCHEMA)]
 PortParam = Annotated[int, Path(ge=1, le=65535)]
 ProtocolParam = Annotated[Literal["tcp", "udp"], Path()]
 
@@ -80,7 +89,7 @@ class ServiceKey:
         return i, cfg.services[i]
 
 
-def service_key(vip: str, port: PortParam, protocol: ProtocolParam) -> ServiceKey:
+def service_key(vip: AddressParam, port: PortParam, protocol: ProtocolParam) -> ServiceKey:
     return ServiceKey(parse_address(vip, "path.vip"), port, protocol)
 
 
@@ -100,7 +109,7 @@ class RealKey:
         raise ApiError(404, [("real", f"no real {self.id} in service {service}")])
 
 
-def real_key(address: str, real_port: PortParam) -> RealKey:
+def real_key(address: AddressParam, real_port: PortParam) -> RealKey:
     return RealKey(parse_address(address, "path.address"), real_port)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from dplb.api.context import NodeContext
 from dplb.api.deps import Admin, NodeDep, Viewer
-from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
+from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError, write_responses
 from dplb.api.models import ChangeResult, ConfigDiff, ConfigDocument, ConfigStatus, Rollback
 from dplb.api.routes.node import config_status
 from dplb.config import ConfigError, NodeConfig, parse_config
@@ -54,7 +54,7 @@ async def get_config(_: Viewer, node: NodeDep) -> ConfigDocument:
     return _document(await _current(node))
 
 
-@router.put("", responses=WRITE_ERRORS)
+@router.put("", responses=write_responses(ChangeResult))
 async def replace_config(
     body: NodeConfig,
     who: Admin,
@@ -131,7 +131,7 @@ def _current_tokens(node: NodeContext, current: Desired) -> list[dict[str, Any]]
     return [t.model_dump(mode="json", exclude_unset=True) for t in tokens]
 
 
-@router.post("/rollback", responses=WRITE_ERRORS)
+@router.post("/rollback", responses=write_responses(ChangeResult))
 async def rollback_config(
     body: Rollback, who: Admin, node: NodeDep, request: Request, response: Response
 ) -> ChangeResult:
