@@ -35,9 +35,15 @@ $(STAMPS)/venv: pyproject.toml Makefile $(STAMPS)/apt
 
 deps: $(STAMPS)/venv
 
+# The editable install maps each Python file by name: a module added or removed needs a
+# new install. This list changes only then, not on every edit.
+PY_MODULES := $(STAMPS)/python-modules
+$(shell mkdir -p $(STAMPS); find python -name '*.py' | sort > $(PY_MODULES).new; \
+    cmp -s $(PY_MODULES).new $(PY_MODULES) || mv $(PY_MODULES).new $(PY_MODULES); rm -f $(PY_MODULES).new)
+
 # The Python package with its C++ module, installed editable into the venv; rebuilt
-# when any C++ source changes.
-$(STAMPS)/build: $(STAMPS)/venv $(CPP_SOURCES)
+# when any C++ source changes or a Python module comes or goes.
+$(STAMPS)/build: $(STAMPS)/venv $(CPP_SOURCES) $(PY_MODULES)
 	$(VPY) -m pip install -q --no-build-isolation -e .
 	@touch $@
 

@@ -27,7 +27,7 @@ import dplb._core as _core
 from dplb.config import parse_config
 from dplb.engine import logger_options, to_engine_config
 from dplb.metrics import DataplaneCollector
-from dplb.node_dataplane import NodeDataplane
+from dplb.dataplane.node import NodeDataplane
 
 tmp = sys.argv[1]
 cfg = parse_config({

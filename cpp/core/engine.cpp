@@ -41,17 +41,7 @@ std::string where_service(const ServiceConfig& s) {
 
 }  // namespace
 
-Engine::Engine(const EngineConfig& config) : config_(config), routes_(config.ports) {
-    if (config_.workers < 1 || config_.workers > 128) {
-        throw std::invalid_argument("workers: must be between 1 and 128");
-    }
-    if (config_.ports.empty() || config_.ports.size() > 32) {
-        throw std::invalid_argument("ports: between 1 and 32 ports are needed");
-    }
-    if (config_.sessions_per_worker < 1) throw std::invalid_argument("sessions_per_worker: must be at least 1");
-    if (config_.local_port_first == 0 || config_.local_port_first > config_.local_port_last) {
-        throw std::invalid_argument("local ports: first must be above 0 and not above last");
-    }
+WorkerView::WorkerView(const EngineConfig& config) : config_(config), routes_(config.ports) {
     for (size_t p = 0; p < config_.ports.size(); ++p) {
         const PortConfig& port = config_.ports[p];
         if (!port.local_addresses.empty() && port.local_addresses.size() != config_.workers) {
@@ -69,16 +59,41 @@ Engine::Engine(const EngineConfig& config) : config_(config), routes_(config.por
             }
         }
     }
-    for (uint32_t w = 0; w < config_.workers; ++w) workers_.push_back(std::make_unique<Worker>(*this, w));
-    apply_services(config_.services);
+}
+
+uint32_t WorkerView::inbound_owner(const FlowKey& key) const {
+    if (config_.workers == 1) return 0;
+    return rss_owner(rss_hash(key), config_.workers);
+}
+
+int32_t WorkerView::local_address_owner(const IpAddress& a) const {
+    for (const LocalOwner& o : local_owners_) {
+        if (o.address == a) return o.worker;
+    }
+    return -1;
+}
+
+// The config is checked before the view is built from it.
+static const EngineConfig& checked(const EngineConfig& config) {
+    if (config.workers < 1 || config.workers > 128) {
+        throw std::invalid_argument("workers: must be between 1 and 128");
+    }
+    if (config.ports.empty() || config.ports.size() > 32) {
+        throw std::invalid_argument("ports: between 1 and 32 ports are needed");
+    }
+    if (config.sessions_per_worker < 1) throw std::invalid_argument("sessions_per_worker: must be at least 1");
+    if (config.local_port_first == 0 || config.local_port_first > config.local_port_last) {
+        throw std::invalid_argument("local ports: first must be above 0 and not above last");
+    }
+    return config;
+}
+
+Engine::Engine(const EngineConfig& config) : view_(checked(config)) {
+    for (uint32_t w = 0; w < view_.config_.workers; ++w) workers_.push_back(std::make_unique<Worker>(view_, w));
+    apply_services(view_.config_.services);
 }
 
 Engine::~Engine() = default;
-
-uint32_t Engine::inbound_owner(const FlowKey& key) const {
-    if (workers_.size() == 1) return 0;
-    return rss_owner(rss_hash(key), worker_count());
-}
 
 uint32_t Engine::rss_worker(const uint8_t* frame, uint32_t len) const {
     ParsedPacket p = parse_packet(frame, len);
@@ -86,18 +101,11 @@ uint32_t Engine::rss_worker(const uint8_t* frame, uint32_t len) const {
     return rss_owner(rss_hash(p.key), worker_count());
 }
 
-int32_t Engine::local_address_owner(const IpAddress& a) const {
-    for (const LocalOwner& o : local_owners_) {
-        if (o.address == a) return o.worker;
-    }
-    return -1;
-}
-
 uint32_t Engine::service_id_for(const ServiceConfig& s) {
     FlowKey k = service_key(s.vip, s.port, s.proto);
     if (auto it = service_ids_.find(k); it != service_ids_.end()) return it->second;
     uint32_t id = static_cast<uint32_t>(service_ids_.size());
-    if (id >= config_.max_services) throw std::invalid_argument("services: more than max_services");
+    if (id >= view_.config_.max_services) throw std::invalid_argument("services: more than max_services");
     service_ids_.emplace(k, id);
     return id;
 }
@@ -111,7 +119,7 @@ uint32_t Engine::real_slot_for(uint32_t service_id, const RealConfig& r) {
     k.pad[1] = static_cast<uint8_t>(service_id >> 24);
     if (auto it = real_slots_.find(k); it != real_slots_.end()) return it->second;
     uint32_t slot = static_cast<uint32_t>(real_slots_.size());
-    if (slot >= config_.max_reals) throw std::invalid_argument("reals: more than max_reals");
+    if (slot >= view_.config_.max_reals) throw std::invalid_argument("reals: more than max_reals");
     real_slots_.emplace(k, slot);
     return slot;
 }
@@ -142,7 +150,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
             throw std::invalid_argument(where_service(s) + ": the VIP is also a local address");
         }
     }
-    const ServiceTable* running = current_.load(std::memory_order_acquire);
+    const ServiceTable* running = view_.services();
     std::vector<ServiceEntry> entries;
     entries.reserve(services.size());
     std::vector<size_t> builds;  // entries whose scheduler must be built anew
@@ -171,9 +179,9 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
     }
     build_schedulers(services, entries, builds);
     auto table = std::make_unique<ServiceTable>(std::move(entries), next_generation_++);
-    current_.store(table.get(), std::memory_order_release);
+    view_.current_.store(table.get(), std::memory_order_release);
     tables_.push_back(std::move(table));
-    config_.services = services;
+    view_.config_.services = services;
     reclaim_locked();
 }
 
@@ -226,8 +234,8 @@ void Engine::reclaim() {
 
 void Engine::reclaim_locked() {
     uint64_t oldest_seen = UINT64_MAX;
-    for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation_.load(std::memory_order_acquire));
-    const ServiceTable* current = current_.load(std::memory_order_acquire);
+    for (auto& w : workers_) oldest_seen = std::min(oldest_seen, w->seen_generation());
+    const ServiceTable* current = view_.services();
     // The control lcore reads the current table too (for ARP: is this a VIP?) without
     // taking part in the workers' quiescence: the newest retired table is kept one more
     // round, so a read that began just before a swap always finishes on live memory.

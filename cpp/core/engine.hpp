@@ -1,11 +1,8 @@
-// Engine and Worker: the full-NAT forwarding of DESIGN section 3. A Worker owns one
-// session table and its local ports and runs packets to a verdict; the Engine holds
-// what workers share read-only (the service snapshot, routes, neighbours, local-address
-// owners) and is what the runtime and the Python harness drive.
+// Engine: the control side of the forwarding of DESIGN section 3. It owns the workers
+// and what they share read-only (WorkerView: the service snapshot, routes, neighbours,
+// local-address owners) and is what the runtime and the Python harness drive.
 #pragma once
 
-#include <array>
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -14,167 +11,10 @@
 #include <vector>
 
 #include "core/engine_config.hpp"
-#include "core/log_record.hpp"
-#include "core/packet.hpp"
-#include "core/port_pool.hpp"
-#include "core/routing.hpp"
-#include "core/service_table.hpp"
-#include "core/session_table.hpp"
-#include "core/timer_wheel.hpp"
-#include "core/worker_commands.hpp"
-#include "core/worker_stats.hpp"
+#include "core/worker.hpp"
+#include "core/worker_view.hpp"
 
 namespace dplb::core {
-
-inline constexpr uint64_t kTickNs = 10'000'000;  // timer resolution: 10 ms
-inline constexpr uint32_t kWheelSlots = 8192;    // 82 s per turn of the wheel
-inline constexpr uint32_t kMaxRealsPerService = 4096;
-inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pipeline)
-
-enum class Verdict : uint8_t {
-    transmit,   // send on `port`
-    drop,       // counted under its reason
-    hand_over,  // the flow belongs to `worker`: pass it there (software steering)
-    control,    // for the control lcore (ARP, ND, traffic to the port's own address)
-    resolve,    // ready to send on `port` but for the next hop's MAC: the control side
-                // holds it while it resolves the neighbour, then sends it
-};
-
-struct Action {
-    Verdict verdict = Verdict::drop;
-    uint8_t port = 0;
-    uint16_t worker = 0;
-};
-
-struct RealCounters {
-    uint64_t connections = 0;
-    uint64_t packets_in = 0;   // client -> real
-    uint64_t packets_out = 0;  // real -> client
-    uint64_t bytes_in = 0;
-    uint64_t bytes_out = 0;
-    uint32_t active = 0;
-    uint32_t pad = 0;
-};
-
-class Engine;
-
-// A next hop whose MAC a session needs and the neighbour table lacks: the worker asks,
-// the control side sends ARP or a neighbour solicitation.
-struct NeighbourRequest {
-    uint8_t port = 0;
-    IpAddress ip;
-};
-
-class alignas(64) Worker {
-public:
-    Worker(Engine& engine, uint32_t id);
-
-    // Runs `n` frames to their verdicts, modifying them in place. `handed_in` says they
-    // came from another worker's hand-over ring (their owner is this worker).
-    void process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in);
-    Action process(PacketView& packet, bool handed_in) {
-        PacketView* p = &packet;
-        Action a;
-        process_burst(&p, &a, 1, handed_in);
-        return a;
-    }
-
-    // Moves this worker's clock and expires what is due. The runtime calls it from the
-    // worker's own loop; the harness between packets.
-    void set_clock(uint64_t now_ns);
-
-    // Carries out what the control side queued for this worker (Engine::reset_session).
-    // Called by the worker itself, at the start of a burst and when its clock moves.
-    uint32_t drain_commands() {
-        if (commands_.empty()) [[likely]] return 0;
-        return run_commands();
-    }
-
-    uint32_t id() const { return id_; }
-    // Control side: the next request for a neighbour resolution, if any.
-    bool take_neighbour_request(NeighbourRequest& out) { return neighbour_requests_.pop(out); }
-    // The logger thread: the next connection-log record, if any (one consumer only).
-    bool take_log_record(LogRecord& out) { return log_ring_.pop(out); }
-    const WorkerStats& stats() const { return stats_; }
-    const SessionTable& sessions() const { return table_; }
-    const std::vector<RealCounters>& real_counters() const { return reals_; }
-    uint64_t now_ns() const { return now_ns_; }
-    uint32_t now_tick() const { return now_tick_; }
-
-    struct LocalAddress {
-        IpAddress address;
-        uint8_t port;
-        PortPool pool;
-    };
-    const std::vector<LocalAddress>& local_addresses() const { return laddrs_; }
-
-private:
-    Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in,
-                       uint64_t hash);
-    // `ref` is the session found by the packet's tuple, if any; `svc` its service when the
-    // caller looked it up already (else nullptr).
-    Action inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntry* svc, const ServiceTable& services,
-                   uint64_t hash, SessionRef ref);
-    Action outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref);
-    Action icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in);
-    SessionRef create_session(const ParsedPacket& p, const ServiceEntry& svc, uint64_t hash, DropReason& why);
-    bool resolve_macs(Session& s);
-    void update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir);
-    // Same state, so the same timeout from now: the wheel refiles it lazily.
-    void set_expiry(Session& s) { s.expire_tick = now_tick_ + s.timeout_ticks; }
-    void expire(uint32_t index, CloseReason why = CloseReason::expired);
-    // Connection log: pushes a record of `s` to the log ring, or counts it dropped when
-    // the ring is full (the logger is behind); never waits. Cold: only sessions of
-    // services with connection_log come here.
-    [[gnu::noinline, gnu::cold]] void log_session(const Session& s, LogKind kind, CloseReason why);
-    Action drop(DropReason r) {
-        stats_.drop(r);
-        return Action{Verdict::drop, 0, 0};
-    }
-    Action transmit(PacketView& pkt, uint8_t port);
-    // The packet is rewritten but its next hop's MAC is unknown: hand it to be held.
-    Action await_neighbour(PacketView& pkt, uint8_t port);
-    uint32_t run_commands();                   // worker_commands.cpp
-    bool reset_session(const FlowKey& inbound);  // worker_commands.cpp
-    // TOA and PROXY protocol (worker_client_address.cpp): the packet path of sessions that
-    // carry kSessionClientAddress, apart from the hot path of the others. Out of line and
-    // cold on purpose: inlined by LTO, they doubled process_burst and slowed every packet.
-    [[gnu::noinline, gnu::cold]] void init_client_address(Session& s, const ServiceEntry& svc);
-    [[gnu::noinline, gnu::cold]] Action inbound_client_address(PacketView& pkt, const ParsedPacket& p,
-                                                               SessionRef ref);
-    [[gnu::noinline, gnu::cold]] Action outbound_client_address(PacketView& pkt, const ParsedPacket& p,
-                                                                SessionRef ref);
-    Action refuse_connection(PacketView& pkt, ParsedPacket& q, SessionRef ref);
-    Action answer_refused(PacketView& pkt, ParsedPacket& q, SessionRef ref, Direction from);
-    Action deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direction dir);
-
-    Engine& engine_;
-    uint32_t id_;
-    uint64_t now_ns_ = 0;
-    uint32_t now_tick_ = 0;
-    WorkerStats stats_;
-    SessionTable table_;
-    TimerWheel wheel_;
-    std::vector<LocalAddress> laddrs_;
-    std::vector<uint32_t> laddr_cursor_;     // per port: round-robin over its local addresses
-    std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
-    std::vector<RealCounters> reals_;        // per real slot
-    std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
-    std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
-    // Sessions created in this burst whose outbound key waits to be indexed (its slot
-    // prefetched) until the burst's end: SessionTable::insert with defer_outbound.
-    struct DeferredIndex {
-        uint64_t hash;
-        uint32_t index;
-    };
-    std::array<DeferredIndex, kBurst> deferred_;
-    uint32_t deferred_count_ = 0;
-    SpscRing<NeighbourRequest, 64> neighbour_requests_;  // to the control side
-    std::atomic<uint64_t> seen_generation_{0};
-    WorkerCommandRing commands_;  // the control side produces, this worker consumes
-    LogRing log_ring_;            // this worker produces, the logger thread consumes
-    friend class Engine;
-};
 
 class Engine {
 public:
@@ -188,15 +28,15 @@ public:
 
     // The worker that owns an inbound flow (Toeplitz hash over the worker count) and the
     // one a NIC with RSS would deliver any frame to (used by the harness as "the NIC").
-    uint32_t inbound_owner(const FlowKey& key) const;
+    uint32_t inbound_owner(const FlowKey& key) const { return view_.inbound_owner(key); }
     uint32_t rss_worker(const uint8_t* frame, uint32_t len) const;
     // Owner of a local address, or -1.
-    int32_t local_address_owner(const IpAddress& a) const;
+    int32_t local_address_owner(const IpAddress& a) const { return view_.local_address_owner(a); }
 
     // Replaces the services as one snapshot; workers switch at their next burst. Real
     // and service counter slots stay stable for the same (VIP, port, protocol, real).
     void apply_services(const std::vector<ServiceConfig>& services);
-    const ServiceTable& services() const { return *current_.load(std::memory_order_acquire); }
+    const ServiceTable& services() const { return *view_.services(); }
     // Frees snapshots no worker can still be reading.
     void reclaim();
 
@@ -205,30 +45,20 @@ public:
     // drained its ring (its next burst or clock tick). False when the ring is full.
     bool reset_session(const FlowKey& inbound);
 
-    NeighbourTable& neighbours() { return neighbours_; }
-    const RouteTable& routes() const { return routes_; }
-    const EngineConfig& config() const { return config_; }
-    const MacAddress& port_mac(uint8_t port) const { return config_.ports[port].mac; }
+    NeighbourTable& neighbours() { return view_.neighbours_; }
+    const RouteTable& routes() const { return view_.routes(); }
+    const EngineConfig& config() const { return view_.config(); }
+    const MacAddress& port_mac(uint8_t port) const { return view_.port_mac(port); }
 
 private:
-    friend class Worker;
-    struct LocalOwner {
-        IpAddress address;
-        uint16_t worker;
-        uint16_t index;  // in the worker's local addresses
-    };
     void reclaim_locked();
     uint32_t real_slot_for(uint32_t service_id, const RealConfig& r);
     void build_schedulers(const std::vector<ServiceConfig>& services, std::vector<ServiceEntry>& entries,
                           const std::vector<size_t>& which);
     uint32_t service_id_for(const ServiceConfig& s);
 
-    EngineConfig config_;
-    RouteTable routes_;
-    NeighbourTable neighbours_;
-    std::vector<LocalOwner> local_owners_;
+    WorkerView view_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::atomic<const ServiceTable*> current_{nullptr};
     std::vector<std::unique_ptr<ServiceTable>> tables_;  // current and retired snapshots
     uint64_t next_generation_ = 1;
     std::mutex control_mutex_;

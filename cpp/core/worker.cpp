@@ -1,6 +1,6 @@
 // The packet path of one worker (DESIGN section 3): parse, find the session by the
 // packet's own tuple, create one for a new flow, rewrite, pick the way out.
-#include "core/engine.hpp"
+#include "core/worker.hpp"
 
 #include <algorithm>
 
@@ -34,16 +34,16 @@ std::string_view tcp_state_name(TcpState s) {
     return names[static_cast<size_t>(s)];
 }
 
-Worker::Worker(Engine& engine, uint32_t id)
-    : engine_(engine),
+Worker::Worker(const WorkerView& view, uint32_t id)
+    : view_(view),
       id_(id),
-      table_(engine.config().sessions_per_worker),
+      table_(view.config().sessions_per_worker),
       wheel_(kWheelSlots, 0),
-      laddr_cursor_(engine.config().ports.size(), 0),
-      service_cursor_(engine.config().max_services, 0),
-      reals_(engine.config().max_reals),
+      laddr_cursor_(view.config().ports.size(), 0),
+      service_cursor_(view.config().max_services, 0),
+      reals_(view.config().max_reals),
       wlc_active_(kMaxRealsPerService, 0) {
-    const EngineConfig& c = engine.config();
+    const EngineConfig& c = view.config();
     uint64_t reuse_ns = uint64_t(c.local_port_reuse_delay_s) * 1'000'000'000ULL;
     for (size_t p = 0; p < c.ports.size(); ++p) {
         if (c.ports[p].local_addresses.empty()) continue;
@@ -62,7 +62,7 @@ void Worker::set_clock(uint64_t now_ns) {
 
 void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
     drain_commands();
-    const ServiceTable* services = engine_.current_.load(std::memory_order_acquire);
+    const ServiceTable* services = view_.services();
     seen_generation_.store(services->generation(), std::memory_order_release);
     ParsedPacket* parsed = parsed_.data();
     for (uint32_t base = 0; base < n; base += kBurst) {
@@ -119,7 +119,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
         }
         if (const ServiceEntry* svc = services.find(p.key.dst, p.key.dst_port, proto)) {
             if (!handed_in) {
-                uint32_t owner = engine_.inbound_owner(p.key);
+                uint32_t owner = view_.inbound_owner(p.key);
                 if (owner != id_) {
                     ++stats_.handed_over;
                     return Action{Verdict::hand_over, 0, static_cast<uint16_t>(owner)};
@@ -127,7 +127,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
             }
             return inbound(pkt, p, svc, services, hash, SessionRef{});
         }
-        int32_t owner = engine_.local_address_owner(p.key.dst);
+        int32_t owner = view_.local_address_owner(p.key.dst);
         if (owner >= 0) {
             if (static_cast<uint32_t>(owner) != id_ && !handed_in) {
                 ++stats_.handed_over;
@@ -144,7 +144,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
 }
 
 Action Worker::await_neighbour(PacketView& pkt, uint8_t port) {
-    const MacAddress& mine = engine_.port_mac(port);
+    const MacAddress& mine = view_.port_mac(port);
     __builtin_memcpy(pkt.data + 6, mine.data(), 6);  // the destination comes with the answer
     ++stats_.awaiting_neighbour;
     return Action{Verdict::resolve, port, 0};
@@ -178,7 +178,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
         if (!ref) return drop(why);
     }
     Session& s = *ref.session;
-    if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
+    if (s.neighbour_generation != view_.neighbours().generation()) [[unlikely]] resolve_macs(s);
     const bool mac_known = s.flags & kSessionMacToReal;
     if (s.flags & kSessionClientAddress) [[unlikely]] {
         if (!mac_known) return drop(DropReason::no_neighbour);
@@ -198,14 +198,14 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     if (!mac_known) [[unlikely]] return await_neighbour(pkt, s.port_to_real);
     set_ethernet(pkt.data, MacAddress{s.mac_to_real[0], s.mac_to_real[1], s.mac_to_real[2], s.mac_to_real[3],
                                       s.mac_to_real[4], s.mac_to_real[5]},
-                 engine_.port_mac(s.port_to_real));
+                 view_.port_mac(s.port_to_real));
     return transmit(pkt, s.port_to_real);
 }
 
 Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) {
     if (p.ttl <= 1) [[unlikely]] return drop(DropReason::ttl_exceeded);
     Session& s = *ref.session;
-    if (s.neighbour_generation != engine_.neighbours_.generation()) [[unlikely]] resolve_macs(s);
+    if (s.neighbour_generation != view_.neighbours().generation()) [[unlikely]] resolve_macs(s);
     const bool mac_known = s.flags & kSessionMacToClient;
     if (s.flags & kSessionClientAddress) [[unlikely]] {
         if (!mac_known) return drop(DropReason::no_neighbour);
@@ -225,7 +225,7 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
     if (!mac_known) [[unlikely]] return await_neighbour(pkt, s.port_to_client);
     set_ethernet(pkt.data, MacAddress{s.mac_to_client[0], s.mac_to_client[1], s.mac_to_client[2],
                                       s.mac_to_client[3], s.mac_to_client[4], s.mac_to_client[5]},
-                 engine_.port_mac(s.port_to_client));
+                 view_.port_mac(s.port_to_client));
     return transmit(pkt, s.port_to_client);
 }
 
@@ -245,8 +245,8 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
         return {};
     }
     const RealEntry& real = svc.reals[static_cast<size_t>(pick)];
-    auto to_real = engine_.routes_.lookup(real.address);
-    auto to_client = engine_.routes_.lookup(p.key.src);
+    auto to_real = view_.routes().lookup(real.address);
+    auto to_client = view_.routes().lookup(p.key.src);
     if (!to_real || !to_client) {
         why = DropReason::no_route;
         return {};
@@ -315,10 +315,10 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
 }
 
 bool Worker::resolve_macs(Session& s) {
-    const uint32_t generation = engine_.neighbours_.generation();
+    const uint32_t generation = view_.neighbours().generation();
     bool both = true;
-    auto to_real = engine_.routes_.lookup(s.outbound.src);
-    auto mac = to_real ? engine_.neighbours_.lookup(to_real->port, to_real->next_hop) : std::nullopt;
+    auto to_real = view_.routes().lookup(s.outbound.src);
+    auto mac = to_real ? view_.neighbours().lookup(to_real->port, to_real->next_hop) : std::nullopt;
     if (mac) {
         std::copy(mac->begin(), mac->end(), s.mac_to_real);
         s.flags |= kSessionMacToReal;
@@ -326,8 +326,8 @@ bool Worker::resolve_macs(Session& s) {
         both = false;
         if (to_real) neighbour_requests_.push({to_real->port, to_real->next_hop});  // full: asked already
     }
-    auto to_client = engine_.routes_.lookup(s.inbound.src);
-    mac = to_client ? engine_.neighbours_.lookup(to_client->port, to_client->next_hop) : std::nullopt;
+    auto to_client = view_.routes().lookup(s.inbound.src);
+    mac = to_client ? view_.neighbours().lookup(to_client->port, to_client->next_hop) : std::nullopt;
     if (mac) {
         std::copy(mac->begin(), mac->end(), s.mac_to_client);
         s.flags |= kSessionMacToClient;
@@ -414,14 +414,14 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
     FlowKey key = inner.key.reversed();
     Direction want;
     uint32_t owner;
-    if (int32_t laddr_owner = engine_.local_address_owner(inner.key.src); laddr_owner >= 0) {
+    if (int32_t laddr_owner = view_.local_address_owner(inner.key.src); laddr_owner >= 0) {
         // It quotes a packet we sent toward a real: the session's outbound tuple.
         want = Direction::outbound;
         owner = static_cast<uint32_t>(laddr_owner);
     } else if (services.find(inner.key.src, inner.key.src_port, inner.key.proto) != nullptr) {
         // It quotes a packet we sent toward a client: the session's inbound tuple.
         want = Direction::inbound;
-        owner = engine_.inbound_owner(key);
+        owner = view_.inbound_owner(key);
     } else {
         ++stats_.to_control;
         return Action{Verdict::control, 0, 0};
@@ -434,7 +434,7 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
     if (!ref || ref.direction != want) return drop(DropReason::icmp_no_session);
     if (p.ttl <= 1) return drop(DropReason::ttl_exceeded);
     Session& s = *ref.session;
-    if (s.neighbour_generation != engine_.neighbours_.generation()) resolve_macs(s);
+    if (s.neighbour_generation != view_.neighbours().generation()) resolve_macs(s);
     const uint8_t needed = want == Direction::outbound ? kSessionMacToClient : kSessionMacToReal;
     if (!(s.flags & needed)) return drop(DropReason::no_neighbour);
     uint8_t port;
@@ -458,7 +458,7 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
         port = s.port_to_real;
         mac = s.mac_to_real;
     }
-    set_ethernet(pkt.data, MacAddress{mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]}, engine_.port_mac(port));
+    set_ethernet(pkt.data, MacAddress{mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]}, view_.port_mac(port));
     ++stats_.icmp_translated;
     return transmit(pkt, port);
 }

@@ -27,7 +27,7 @@
 //   acknowledged, retransmits and so learns of the reset within one RTO). Trusted, the
 //   client's header is parsed and replaced by dplb's naming the same addresses.
 #include "core/client_address.hpp"
-#include "core/engine.hpp"
+#include "core/worker.hpp"
 
 namespace dplb::core {
 namespace {
@@ -225,7 +225,7 @@ Action Worker::answer_refused(PacketView& pkt, ParsedPacket& q, SessionRef ref, 
     }
     set_expiry(s);
     const uint8_t port = to_client ? s.port_to_client : s.port_to_real;
-    set_ethernet(pkt.data, mac_of(to_client ? s.mac_to_client : s.mac_to_real), engine_.port_mac(port));
+    set_ethernet(pkt.data, mac_of(to_client ? s.mac_to_client : s.mac_to_real), view_.port_mac(port));
     return transmit(pkt, port);
 }
 
@@ -237,13 +237,13 @@ Action Worker::deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direc
         s.bytes_in += pkt.len;
         ++rc.packets_in;
         rc.bytes_in += pkt.len;
-        set_ethernet(pkt.data, mac_of(s.mac_to_real), engine_.port_mac(s.port_to_real));
+        set_ethernet(pkt.data, mac_of(s.mac_to_real), view_.port_mac(s.port_to_real));
         return transmit(pkt, s.port_to_real);
     }
     s.bytes_out += pkt.len;
     ++rc.packets_out;
     rc.bytes_out += pkt.len;
-    set_ethernet(pkt.data, mac_of(s.mac_to_client), engine_.port_mac(s.port_to_client));
+    set_ethernet(pkt.data, mac_of(s.mac_to_client), view_.port_mac(s.port_to_client));
     return transmit(pkt, s.port_to_client);
 }
 

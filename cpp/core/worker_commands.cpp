@@ -7,7 +7,7 @@ namespace dplb::core {
 
 bool Engine::reset_session(const FlowKey& inbound) {
     std::lock_guard lock(command_mutex_);
-    return workers_[inbound_owner(inbound)]->commands_.push({WorkerCommandKind::reset_session, inbound});
+    return workers_[inbound_owner(inbound)]->post_command({WorkerCommandKind::reset_session, inbound});
 }
 
 uint32_t Worker::run_commands() {

@@ -377,7 +377,7 @@ def serve_api(cfg: NodeConfig, node: Node, out: TextIO) -> None:
     The reconciler in the app applies the store's desired config to the node."""
     from dplb.api.app import create_app
     from dplb.api.serve import make_server
-    from dplb.node_dataplane import NodeDataplane
+    from dplb.dataplane.node import NodeDataplane
 
     app = create_app(cfg, NodeDataplane(node.runtime, cfg))
     server = make_server(app, cfg.api.listen)

@@ -10,8 +10,7 @@ from typing import Any
 
 import dplb._core as _core
 from dplb.config import NodeConfig
-from dplb.dataplane import (
-    CounterTable,
+from dplb.dataplane.models import (
     DataplaneStatus,
     EngineStats,
     LocalAddress,
@@ -19,13 +18,12 @@ from dplb.dataplane import (
     SessionKey,
     SessionPage,
     SessionQuery,
-    Telemetry,
     core_stats,
     page_sessions,
-    read_counter_table,
     real_stats,
     session_from_engine,
 )
+from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
 from dplb.engine import services_to_core
 
 _PROTOCOLS = {"tcp": 6, "udp": 17}
