@@ -4,6 +4,7 @@ service and real, moving with the traffic; names and labels by Prometheus' rules
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,13 +74,13 @@ def test_a_connection_moves_the_core_service_and_real_series(
     assert value(after, "dplb_session_entries") == 1
     assert value(after, "dplb_service_connections_total", **SERVICE) == 1
     assert value(after, "dplb_service_active_connections", **SERVICE) == 1
-    assert value(after, "dplb_service_packets_in_total", **SERVICE) == 3
-    assert value(after, "dplb_service_packets_out_total", **SERVICE) == 1
+    assert value(after, "dplb_service_incoming_packets_total", **SERVICE) == 3
+    assert value(after, "dplb_service_outgoing_packets_total", **SERVICE) == 1
     assert value(after, "dplb_real_connections_total", **SERVICE, real=real) == 1
-    assert value(after, "dplb_real_bytes_in_total", **SERVICE, real=real) == value(
-        after, "dplb_service_bytes_in_total", **SERVICE
+    assert value(after, "dplb_real_incoming_bytes_total", **SERVICE, real=real) == value(
+        after, "dplb_service_incoming_bytes_total", **SERVICE
     )
-    assert value(after, "dplb_real_bytes_in_total", **SERVICE, real=real) > 0
+    assert value(after, "dplb_real_incoming_bytes_total", **SERVICE, real=real) > 0
     other = "10.0.2.12:8080" if real == "10.0.2.11:8080" else "10.0.2.11:8080"
     assert value(after, "dplb_real_connections_total", **SERVICE, real=other) == 0
     assert value(after, "dplb_real_up", **SERVICE, real=real) == 1
@@ -108,6 +109,8 @@ def test_every_series_carries_cluster_and_node_and_no_client(
         assert family.name.startswith("dplb_"), family.name
         if family.type == "counter":
             assert all(s.name.endswith("_total") for s in family.samples), family.name
+        # The unit goes last (`_bytes_total`, never `_bytes_in_total`).
+        assert not re.search(r"_(bytes|packets|seconds)_(?!total$)", family.name), family.name
         for s in family.samples:
             names.add(s.name)
             assert s.labels["cluster"] == "test" and s.labels["node"] == "harness", s
@@ -122,8 +125,8 @@ def test_every_series_carries_cluster_and_node_and_no_client(
         "dplb_logger_dropped_total",
         "dplb_core_handover_packets_total",
         "dplb_core_drops_total",
-        "dplb_service_bytes_out_total",
-        "dplb_real_packets_out_total",
+        "dplb_service_outgoing_bytes_total",
+        "dplb_real_outgoing_packets_total",
     ):
         assert required in names, required
 
