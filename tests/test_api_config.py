@@ -230,3 +230,24 @@ def test_concurrent_writers_both_land(client: TestClient, node: Node) -> None:
     assert r.status_code == 200
     svc = node.running().services[0]
     assert (svc.scheduler, svc.reals[0].weight) == ("wrr", 1)
+
+
+def test_rollback_restores_services_never_tokens(client: TestClient, node: Node) -> None:
+    # Once the old version's api.tokens came back with it: revoked tokens worked again.
+    config = desired(client)
+    config["api"]["tokens"] = [t for t in config["api"]["tokens"] if t["name"] != "dashboard"]
+    config["api"]["tokens"].append(
+        {"name": "new-admin", "token": "new-admin-token-0123456789", "role": "admin"}
+    )
+    config["services"][0]["scheduler"] = "wrr"
+    assert client.put(f"{API}/config", headers=ADMIN, json=config).status_code == 200
+    assert client.get(f"{API}/whoami", headers=VIEWER).status_code == 401
+
+    r = client.post(f"{API}/config/rollback", headers=ADMIN, json={"version": 1})
+    assert (r.status_code, r.json()["version"], r.json()["status"]) == (200, 3, "applied")
+    assert node.running().services[0].scheduler == "rr"
+    assert client.get(f"{API}/whoami", headers=VIEWER).status_code == 401
+    new_admin = {"Authorization": "Bearer new-admin-token-0123456789"}
+    assert client.get(f"{API}/whoami", headers=new_admin).json()["name"] == "new-admin"
+    tokens = client.get(f"{API}/config", headers=ADMIN).json()["config"]["api"]["tokens"]
+    assert [t["name"] for t in tokens] == ["ops", "new-admin"]

@@ -104,11 +104,24 @@ def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     r = client.get(f"{API}/nothing-here", headers=ADMIN)
     assert (r.status_code, r.json()) == (
         404,
-        {"errors": [{"path": "(request)", "reason": "Not Found"}]},
+        {"errors": [{"path": "(request)", "reason": f"the API has no {API}/nothing-here"}]},
     )
     r = client.put(f"{API}/stats", headers=ADMIN)
     assert r.status_code == 405
-    assert r.json()["errors"][0]["reason"] == "Method Not Allowed"
+    assert r.headers["allow"] == "GET, OPTIONS"
+    assert r.json()["errors"][0]["reason"] == (
+        "PUT is not one of the methods of this path (GET, OPTIONS)"
+    )
+
+
+def test_options_on_an_api_path_names_its_methods(client: TestClient) -> None:
+    # Once answered by the web admin's mount: 405 "GET, HEAD" for every API path.
+    r = client.options(f"{API}/services/{VIP4}/80/tcp")
+    assert (r.status_code, r.headers["allow"]) == (204, "DELETE, GET, OPTIONS, PATCH, PUT")
+    r = client.options(f"{API}/services")
+    assert (r.status_code, r.headers["allow"]) == (204, "GET, OPTIONS, POST")
+    r = client.options(f"{API}/nothing-here")
+    assert r.status_code == 404
 
 
 def test_a_body_that_is_not_json_is_422(client: TestClient) -> None:

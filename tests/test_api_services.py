@@ -274,3 +274,24 @@ def test_reals_of_an_unknown_service_are_404(client: TestClient) -> None:
         json={"address": REAL1, "port": 1},
     )
     assert r.status_code == 404
+
+
+def test_a_refused_change_leaves_no_trace_but_the_audit_line(
+    client: TestClient, node: Node
+) -> None:
+    # The config model once took scoped IPv6 addresses, the engine did not: the change
+    # was stored, and every later one was refused with the same error.
+    r = client.post(f"{API}/services", headers=ADMIN, json=new_service(vip="fe80::1%eth0"))
+    assert r.status_code == 422
+    assert [e["path"] for e in r.json()["errors"]] == ["body.vip"]
+    assert "has a zone" in r.json()["errors"][0]["reason"]
+    r = client.post(f"{API}/services", headers=ADMIN, json=new_service(vip="0.0.0.0"))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["path"] == "body.vip"
+    versions = client.get(f"{API}/config/versions", headers=ADMIN).json()
+    assert [v["version"] for v in versions] == [1]
+    r = client.post(f"{API}/services", headers=ADMIN, json=new_service())
+    assert (r.status_code, r.json()["version"], r.json()["status"]) == (201, 2, "applied")
+    assert "10.0.100.20:443/tcp" in engine_services(node)
+    status = client.get(f"{API}/config/status", headers=ADMIN).json()
+    assert (status["applied_version"], status["last_result"]) == (2, "applied")

@@ -186,3 +186,13 @@ def test_dataplane_reset_session_counts_what_it_removed(node: Node) -> None:
     key = SessionKey(protocol="tcp", client=CLIENT4, client_port=45600, vip=VIP4, vip_port=80)
     assert node.dataplane.reset_session(key) == 1
     assert node.dataplane.reset_session(key) == 0
+
+
+def test_reset_with_a_scoped_address_is_422_naming_the_field(client: TestClient) -> None:
+    r = client.delete(f"{API}/sessions/tcp/fe80::1%25eth0/1/{VIP4}/80", headers=ADMIN)
+    assert r.status_code == 422
+    (error,) = r.json()["errors"]
+    assert error["path"] == "path.client"
+    assert "has a zone" in error["reason"]
+    r = client.delete(f"{API}/sessions/tcp/{CLIENT4}/1/fe80::10%25eth0/80", headers=ADMIN)
+    assert (r.status_code, r.json()["errors"][0]["path"]) == (422, "path.vip")

@@ -499,3 +499,75 @@ def test_make_engine_uses_the_harness_config() -> None:
     engine = make_engine(workers=2)
     assert engine.config == parse_config(node_config(workers=2))
     assert engine.owner(CLIENT4, 1, VIP4, 80) in (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [
+        ("vip", "services[2].vip"),
+        ("real", "services[2].reals[0].address"),
+        ("laddr", "dataplane.ports[1].local_addresses[0][1]"),
+        ("gateway", "dataplane.ports[0].gateway[1]"),
+        ("port", "dataplane.ports[1].address[1]"),
+    ],
+)
+def test_a_scoped_ipv6_address_is_refused_where_it_is(field: str, path: str) -> None:
+    # The engine knows no zones: `fe80::1%eth0` must be refused here, with its field,
+    # not by the engine once the config is stored.
+    config = node_config()
+    scoped = "fe80::1%eth0"
+    if field == "vip":
+        config["services"][2]["vip"] = scoped
+    elif field == "real":
+        config["services"][2]["reals"][0]["address"] = "fe80::11%eth1"
+    elif field == "laddr":
+        config["dataplane"]["ports"][1]["local_addresses"][0][1] = scoped
+    elif field == "gateway":
+        config["dataplane"]["ports"][0]["gateway"][1] = scoped
+    else:
+        config["dataplane"]["ports"][1]["address"][1] = "fe80::1%eth1/64"
+    assert "has a zone" in error_at(config, path)
+
+
+@pytest.mark.parametrize(
+    ("vip", "why"),
+    [
+        ("0.0.0.0", "unspecified"),
+        ("0.1.2.3", "0.0.0.0/8"),
+        ("255.255.255.255", "broadcast"),
+        ("224.0.0.1", "multicast"),
+        ("239.1.2.3", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("169.254.1.1", "link-local"),
+        ("127.0.0.1", "loopback"),
+        ("::", "unspecified"),
+        ("::1", "loopback"),
+        ("ff02::1", "multicast"),
+        ("fe80::1", "link-local"),
+        ("10.0.1.1", "the address of dataplane.ports[0]"),
+        ("10.0.1.255", "the broadcast address of 10.0.1.0/24"),
+    ],
+)
+def test_a_vip_that_cannot_take_connections_is_refused(vip: str, why: str) -> None:
+    config = node_config()
+    index = 2 if ":" in vip else 0
+    config["services"][index]["vip"] = vip
+    if ":" not in vip:
+        config["services"][1]["vip"] = "10.0.100.11"  # a second service of the same VIP
+    reason = error_at(config, f"services[{index}].vip")
+    assert "cannot take connections" in reason and why in reason
+
+
+@pytest.mark.parametrize("real", ["0.0.0.0", "127.0.0.1", "224.0.0.5", "255.255.255.255"])
+def test_a_real_that_cannot_take_connections_is_refused(real: str) -> None:
+    config = node_config()
+    config["services"][0]["reals"][1]["address"] = real
+    assert "cannot take connections" in error_at(config, "services[0].reals[1].address")
+
+
+def test_ordinary_vips_and_reals_are_valid() -> None:
+    config = node_config()
+    config["services"][0]["vip"] = "192.0.2.10"
+    config["services"][2]["vip"] = "2001:db8:ffff::1"
+    config["services"][0]["reals"][0]["address"] = "10.0.2.254"
+    parse_config(config)

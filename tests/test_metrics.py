@@ -4,6 +4,7 @@ service and real, moving with the traffic; names and labels by Prometheus' rules
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from scapy.layers.inet import TCP
 
-from api_helpers import Node, api_client, wait_for
+from api_helpers import ADMIN, Node, api_client, wait_for
 from conftest import TcpFlow, client_frame, send
 from dplb.metrics import DataplaneCollector
 
@@ -73,18 +74,40 @@ def test_a_connection_moves_the_core_service_and_real_series(
     assert value(after, "dplb_session_entries") == 1
     assert value(after, "dplb_service_connections_total", **SERVICE) == 1
     assert value(after, "dplb_service_active_connections", **SERVICE) == 1
-    assert value(after, "dplb_service_packets_in_total", **SERVICE) == 3
-    assert value(after, "dplb_service_packets_out_total", **SERVICE) == 1
+    assert value(after, "dplb_service_incoming_packets_total", **SERVICE) == 3
+    assert value(after, "dplb_service_outgoing_packets_total", **SERVICE) == 1
     assert value(after, "dplb_real_connections_total", **SERVICE, real=real) == 1
-    assert value(after, "dplb_real_bytes_in_total", **SERVICE, real=real) == value(
-        after, "dplb_service_bytes_in_total", **SERVICE
+    assert value(after, "dplb_real_incoming_bytes_total", **SERVICE, real=real) == value(
+        after, "dplb_service_incoming_bytes_total", **SERVICE
     )
-    assert value(after, "dplb_real_bytes_in_total", **SERVICE, real=real) > 0
+    assert value(after, "dplb_real_incoming_bytes_total", **SERVICE, real=real) > 0
     other = "10.0.2.12:8080" if real == "10.0.2.11:8080" else "10.0.2.11:8080"
     assert value(after, "dplb_real_connections_total", **SERVICE, real=other) == 0
     assert value(after, "dplb_real_up", **SERVICE, real=real) == 1
     assert value(after, "dplb_real_weight", **SERVICE, real=real) == 100
     assert value(after, "dplb_real_enabled", **SERVICE, real=real) == 1
+
+
+def test_the_harness_counts_frames_per_nic_as_a_nic_would(client: TestClient, node: Node) -> None:
+    # The harness once exported no dplb_nic_* series: only the DPDK node had them.
+    syn = client_frame() / TCP(sport=40010, dport=80, flags="S", seq=1000)
+    stray = client_frame() / TCP(sport=40011, dport=80, flags="A")  # no session: dropped
+    sent = node.dataplane.process(bytes(syn), "port0") + node.dataplane.process(
+        bytes(stray), "port0"
+    )
+    assert [port for port, _ in sent] == [1]  # the SYN leaves toward the real
+    samples = scrape(client)
+    assert value(samples, "dplb_nic_receive_packets_total", nic="port0") == 2
+    assert value(samples, "dplb_nic_receive_bytes_total", nic="port0") == len(syn) + len(stray)
+    assert value(samples, "dplb_nic_transmit_packets_total", nic="port0") == 0
+    assert value(samples, "dplb_nic_receive_packets_total", nic="port1") == 0
+    assert value(samples, "dplb_nic_transmit_packets_total", nic="port1") == 1
+    assert value(samples, "dplb_nic_transmit_bytes_total", nic="port1") == len(sent[0][1])
+    ports = client.get("/api/v1/node", headers=ADMIN).json()["dataplane"]["ports"]
+    assert [(p["name"], p["rx_packets"], p["tx_packets"]) for p in ports] == [
+        ("port0", 2, 0),
+        ("port1", 0, 1),
+    ]
 
 
 def test_drops_are_counted_per_core_under_their_reason(client: TestClient, node: Node) -> None:
@@ -108,6 +131,8 @@ def test_every_series_carries_cluster_and_node_and_no_client(
         assert family.name.startswith("dplb_"), family.name
         if family.type == "counter":
             assert all(s.name.endswith("_total") for s in family.samples), family.name
+        # The unit goes last (`_bytes_total`, never `_bytes_in_total`).
+        assert not re.search(r"_(bytes|packets|seconds)_(?!total$)", family.name), family.name
         for s in family.samples:
             names.add(s.name)
             assert s.labels["cluster"] == "test" and s.labels["node"] == "harness", s
@@ -122,8 +147,8 @@ def test_every_series_carries_cluster_and_node_and_no_client(
         "dplb_logger_dropped_total",
         "dplb_core_handover_packets_total",
         "dplb_core_drops_total",
-        "dplb_service_bytes_out_total",
-        "dplb_real_packets_out_total",
+        "dplb_service_outgoing_bytes_total",
+        "dplb_real_outgoing_packets_total",
     ):
         assert required in names, required
 

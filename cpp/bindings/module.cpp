@@ -75,6 +75,20 @@ public:
 
     py::list local_addresses() const { return engine_local_addresses(engine_); }
 
+    // Per port, what a NIC would count: frames and bytes received and sent.
+    py::list port_stats() const {
+        py::list out;
+        for (const PortCounters& c : driver_.port_counters()) {
+            py::dict d;
+            d["rx_packets"] = c.rx_packets;
+            d["rx_bytes"] = c.rx_bytes;
+            d["tx_packets"] = c.tx_packets;
+            d["tx_bytes"] = c.tx_bytes;
+            out.append(d);
+        }
+        return out;
+    }
+
     py::list sessions() const { return engine_sessions(engine_); }
 
     py::dict find_sessions(const SessionSearch& search) const { return engine_find_sessions(engine_, search); }
@@ -292,6 +306,7 @@ PYBIND11_MODULE(_core, m) {
         .def("reset_session", &HarnessEngine::reset_session, py::arg("client"), py::arg("client_port"),
              py::arg("vip"), py::arg("vip_port"), py::arg("proto"))
         .def("local_addresses", &HarnessEngine::local_addresses)
+        .def("port_stats", &HarnessEngine::port_stats)
         .def("sessions", &HarnessEngine::sessions)
         .def("find_sessions", &HarnessEngine::find_sessions, py::arg("search"))
         .def("worker_stats", &HarnessEngine::worker_stats)

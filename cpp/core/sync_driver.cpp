@@ -10,6 +10,8 @@ DriverResult SyncDriver::receive(const uint8_t* frame, uint32_t len, uint8_t por
     if (port >= engine_.config().ports.size()) throw std::out_of_range("port: no such port");
     uint32_t w = worker ? *worker : engine_.rss_worker(frame, len);
     if (w >= engine_.worker_count()) throw std::out_of_range("worker: no such worker");
+    ports_[port].rx_packets++;
+    ports_[port].rx_bytes += len;
     buffer_.assign(kHeadroom + len + kTailroom, 0);
     std::memcpy(buffer_.data() + kHeadroom, frame, len);
     PacketView pkt{buffer_.data() + kHeadroom, len, kHeadroom, kTailroom, port};
@@ -27,6 +29,9 @@ DriverResult SyncDriver::receive(const uint8_t* frame, uint32_t len, uint8_t por
         }
         if (a.verdict == Verdict::transmit) {
             result.sent.emplace_back(a.port, std::vector<uint8_t>(pkt.data, pkt.data + pkt.len));
+            PortCounters& out = ports_.at(a.port);
+            out.tx_packets++;
+            out.tx_bytes += pkt.len;
         }
         quiesce();
         return result;

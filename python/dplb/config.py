@@ -3,6 +3,7 @@ the node, and `load_config`, which reports every error with its field path."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from pathlib import Path
@@ -10,11 +11,11 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    IPvAnyAddress,
     IPvAnyInterface,
     PlainValidator,
     Strict,
@@ -30,10 +31,11 @@ Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 Seconds = Annotated[int, Strict(), Field(ge=1, le=7 * 24 * 3600)]
 
 
-def _address(value: Any) -> IPAddress:
+def parse_ip_address(value: Any) -> IPAddress:
     """An IPv4 or IPv6 address: inet_pton first, which answers like ipaddress for what it
     accepts and is several times faster (a config may hold 100,000 reals); ipaddress
-    for the rest (scoped IPv6 addresses)."""
+    for the rest, to name what is wrong. A scoped IPv6 address (`fe80::1%eth0`) is
+    refused: the engine knows no zones (a port's addresses say where it is)."""
     if type(value) is str:
         try:
             return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, value))
@@ -43,21 +45,77 @@ def _address(value: Any) -> IPAddress:
             return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
         except OSError:
             pass
-        try:
-            return ipaddress.ip_address(value)
-        except ValueError:
-            pass
-    elif isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        with contextlib.suppress(ValueError):
+            value = ipaddress.ip_address(value)
+    if isinstance(value, ipaddress.IPv6Address) and value.scope_id is not None:
+        raise ValueError(f"'{value}' has a zone (%{value.scope_id}): give the address alone")
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
     raise ValueError("value is not a valid IPv4 or IPv6 address")
 
 
-# IPvAnyAddress, validated faster: for the fields a large config repeats (VIPs, reals).
-Address = Annotated[
-    IPAddress,
-    PlainValidator(_address),
-    WithJsonSchema({"type": "string", "format": "ipvanyaddress"}),
-]
+def _unscoped_interface(value: Any) -> Any:
+    if isinstance(value, ipaddress.IPv6Interface) and value.scope_id is not None:
+        raise ValueError(f"'{value}' has a zone (%{value.scope_id}): give the address alone")
+    return value
+
+
+_V4_BROADCAST = 0xFFFFFFFF
+_V6_LINK_LOCAL = int(ipaddress.IPv6Address("fe80::"))
+
+
+def _cannot_serve(address: IPAddress, vip: bool) -> str | None:
+    """Why `address` cannot take connections (as a VIP, or as a real when `vip` is
+    False), or None. On integers: a config may hold 100,000 reals."""
+    n = int(address)
+    if address.version == 4:
+        if n >> 24 == 0:
+            return "the unspecified address (0.0.0.0/8)" if n == 0 else "in 0.0.0.0/8 ('this host')"
+        if n >> 24 == 127:
+            return "a loopback address (127.0.0.0/8)"
+        if n >> 28 == 14:
+            return "a multicast address (224.0.0.0/4)"
+        if n == _V4_BROADCAST:
+            return "the broadcast address"
+        if n >> 28 == 15:
+            return "a reserved address (240.0.0.0/4)"
+        if vip and n >> 16 == 0xA9FE:
+            return "a link-local address (169.254.0.0/16)"
+        return None
+    if n == 0:
+        return "the unspecified address (::)"
+    if n == 1:
+        return "the loopback address (::1)"
+    if n >> 120 == 0xFF:
+        return "a multicast address (ff00::/8)"
+    if vip and n >> 118 == _V6_LINK_LOCAL >> 118:
+        return "a link-local address (fe80::/10)"
+    return None
+
+
+def _serving_address(vip: bool) -> Any:
+    def validate(value: Any) -> IPAddress:
+        address = parse_ip_address(value)
+        problem = _cannot_serve(address, vip)
+        if problem is not None:
+            raise ValueError(f"{address} cannot take connections: {problem}")
+        return address
+
+    return validate
+
+
+# An IPv4 or an IPv6 address, in the formats OpenAPI tools know.
+ADDRESS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+}
+_ADDRESS_SCHEMA = WithJsonSchema(ADDRESS_JSON_SCHEMA)
+# IPvAnyAddress, validated faster (the fields a large config repeats) and without zones.
+Address = Annotated[IPAddress, PlainValidator(parse_ip_address), _ADDRESS_SCHEMA]
+# Addresses that take connections: a VIP, a real.
+VipAddress = Annotated[IPAddress, PlainValidator(_serving_address(vip=True)), _ADDRESS_SCHEMA]
+RealAddress = Annotated[IPAddress, PlainValidator(_serving_address(vip=False)), _ADDRESS_SCHEMA]
+Interface = Annotated[IPvAnyInterface, AfterValidator(_unscoped_interface)]
 
 
 def _one_or_many(value: Any) -> Any:
@@ -126,11 +184,11 @@ MAC_PATTERN = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
 class PortSection(ConfigModel):
     name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
     device: Annotated[str, Field(min_length=1)]
-    address: Annotated[list[IPvAnyInterface], BeforeValidator(_one_or_many), Field(min_length=1)]
-    gateway: Annotated[list[IPvAnyAddress], BeforeValidator(_one_or_many)] = []
+    address: Annotated[list[Interface], BeforeValidator(_one_or_many), Field(min_length=1)]
+    gateway: Annotated[list[Address], BeforeValidator(_one_or_many)] = []
     mac: Annotated[str, Field(pattern=MAC_PATTERN)] | None = None
     # One list per worker: the SNAT addresses that worker owns on this port.
-    local_addresses: list[list[IPvAnyAddress]] = []
+    local_addresses: list[list[Address]] = []
     # The kernel side of the port (exception path: ping, ssh, BGP, health checks). Default:
     # "<node>-<port>" cut to 15 characters; "" for none.
     kernel_interface: Annotated[str, Field(max_length=15, pattern=r"^[A-Za-z0-9_.-]*$")] | None = (
@@ -187,17 +245,22 @@ class ApiSection(ConfigModel):
     ] = "127.0.0.1:8080"
     tokens: list[TokenEntry] = []
     # JSON lines, one per change made through the API; default: audit.jsonl beside the
-    # store's file.
+    # store's file. Rotated (audit.jsonl.1, .2, ...) before it would grow past
+    # audit_log_max_bytes; audit_log_keep rotated files are kept.
     audit_log: Path | None = None
+    audit_log_max_bytes: Annotated[int, Strict(), Field(ge=4096)] = 16 * 1024 * 1024
+    audit_log_keep: Annotated[int, Strict(), Field(ge=0, le=1000)] = 5
 
 
 class StoreSection(ConfigModel):
     file: Path | None = None
     etcd: list[str] | None = None
+    # Past versions kept in the history (the newest ones; version numbers still grow).
+    keep_versions: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
 
 
 class RealSection(ConfigModel):
-    address: Address
+    address: RealAddress
     port: Port
     # 0 quiesces the real: no new sessions, established ones go on.
     weight: Annotated[int, Strict(), Field(ge=0, le=65535)] = 100
@@ -221,7 +284,7 @@ def _is_prime(n: int) -> bool:
 
 
 class ServiceSection(ConfigModel):
-    vip: Address
+    vip: VipAddress
     port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     scheduler: Literal["rr", "wrr", "wlc", "maglev"] = "wlc"
@@ -309,6 +372,16 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
                 if addr in laddrs:
                     errors.append((at, f"{addr} is also {laddrs[addr]}"))
                 laddrs.setdefault(addr, at)
+    # A port's own addresses (the kernel side answers them) and its IPv4 subnets'
+    # broadcast addresses cannot be VIPs.
+    port_owned: dict[IPAddress, str] = {}
+    for i, port in enumerate(dp.ports):
+        for a in port.address:
+            port_owned[a.ip] = f"the address of dataplane.ports[{i}]"
+            if a.version == 4 and a.network.prefixlen < 31:
+                port_owned.setdefault(
+                    a.network.broadcast_address, f"the broadcast address of {a.network}"
+                )
     seen: dict[tuple[IPAddress, int, str], int] = {}
     for i, svc in enumerate(cfg.services):
         where = f"services[{i}]"
@@ -320,6 +393,10 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
         seen.setdefault(key, i)
         if svc.vip in laddrs:
             errors.append((f"{where}.vip", f"{svc.vip} is a local address ({laddrs[svc.vip]})"))
+        if svc.vip in port_owned:
+            errors.append(
+                (f"{where}.vip", f"{svc.vip} cannot take connections: {port_owned[svc.vip]}")
+            )
         if svc.nic is not None and svc.nic not in port_names:
             errors.append(
                 (f"{where}.nic", f"no port named '{svc.nic}' (ports: {', '.join(port_names)})")

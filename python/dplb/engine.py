@@ -154,6 +154,12 @@ class Engine:
         )
         return removed
 
+    def port_stats(self) -> list[dict[str, int]]:
+        """Per port (config order), what its NIC would count: rx_packets, rx_bytes (the
+        frames given to `process` on it), tx_packets, tx_bytes (the frames it sent)."""
+        stats: list[dict[str, int]] = self._core.port_stats()
+        return stats
+
     def local_addresses(self) -> list[dict[str, Any]]:
         """Every local (SNAT) address with its port name, worker and source ports in use."""
         out: list[dict[str, Any]] = self._core.local_addresses()

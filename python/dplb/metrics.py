@@ -105,13 +105,15 @@ _CONTROL_COUNTERS = (
     ("dropped", "dplb_control_dropped_packets_total", "Packets the control path dropped."),
     ("loops", "dplb_control_loops_total", "Turns of the control lcore's loop."),
 )
-# (field of CounterTable, metric suffix, help) for services and reals alike.
+# (field of CounterTable, metric suffix, help) for services and reals alike. The unit
+# goes last; incoming/outgoing as node_exporter's node_ipvs_incoming_bytes_total (in:
+# client toward real).
 _TRAFFIC = (
     ("connections", "connections_total", "Connections (sessions) opened."),
-    ("packets_in", "packets_in_total", "Packets from clients toward reals."),
-    ("packets_out", "packets_out_total", "Packets from reals toward clients."),
-    ("bytes_in", "bytes_in_total", "Bytes from clients toward reals."),
-    ("bytes_out", "bytes_out_total", "Bytes from reals toward clients."),
+    ("packets_in", "incoming_packets_total", "Packets from clients toward reals."),
+    ("packets_out", "outgoing_packets_total", "Packets from reals toward clients."),
+    ("bytes_in", "incoming_bytes_total", "Bytes from clients toward reals."),
+    ("bytes_out", "outgoing_bytes_total", "Bytes from reals toward clients."),
 )
 
 

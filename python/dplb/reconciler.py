@@ -25,7 +25,15 @@ from dplb.store import ApplyStatus, Desired, FieldError, Store, VersionConflict
 log = logging.getLogger("dplb.reconciler")
 
 # Sections fixed for a node's life, as paths into the config.
-STATIC_SECTIONS = ("node", "dataplane", "api.listen", "api.audit_log", "store")
+STATIC_SECTIONS = (
+    "node",
+    "dataplane",
+    "api.listen",
+    "api.audit_log",
+    "api.audit_log_max_bytes",
+    "api.audit_log_keep",
+    "store",
+)
 
 
 def _leaf_changes(path: str, old: Any, new: Any, out: list[tuple[str, Any, Any]]) -> None:
@@ -78,7 +86,10 @@ def seed_config(node_config: NodeConfig, stored: NodeConfig | None) -> NodeConfi
             "dataplane": node_config.dataplane,
             "store": node_config.store,
             "api": stored.api.model_copy(
-                update={"listen": node_config.api.listen, "audit_log": node_config.api.audit_log}
+                update={
+                    name: getattr(node_config.api, name)
+                    for name in ("listen", "audit_log", "audit_log_max_bytes", "audit_log_keep")
+                }
             ),
         }
     )

@@ -55,7 +55,7 @@ def test_api_paths_still_answer_as_the_api(client: TestClient) -> None:
     r = client.get(f"{API}/nothing-here", headers=ADMIN)
     assert (r.status_code, r.json()) == (
         404,
-        {"errors": [{"path": "(request)", "reason": "Not Found"}]},
+        {"errors": [{"path": "(request)", "reason": "the API has no /api/v1/nothing-here"}]},
     )
     assert client.get(f"{API}/health").json() == {"status": "ok", "reasons": []}
     assert client.get("/no-such-page.html").status_code == 404

@@ -14,12 +14,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from dplb import __version__
-from dplb.api.audit import AuditLog
+from dplb.api.audit import AuditLog, AuditWrites
+from dplb.api.auth import TokenFirst
 from dplb.api.changes import ConfigWriter
 from dplb.api.context import NodeContext
 from dplb.api.errors import install_error_handlers
 from dplb.api.origin import SameOriginWrites
-from dplb.api.routes import audit, config, node, reals, services, sessions, stats
+from dplb.api.routes import audit, config, fallback, node, reals, services, sessions, stats
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
 from dplb.metrics import metrics_router
@@ -42,7 +43,7 @@ def default_store(node_config: NodeConfig) -> FileStore:
         raise ValueError("store.etcd: the etcd store is not there yet; use store.file")
     if node_config.store.file is None:
         raise ValueError("store.file: a standalone node needs a file for its desired config")
-    return FileStore(node_config.store.file)
+    return FileStore(node_config.store.file, keep=node_config.store.keep_versions)
 
 
 def default_audit_path(node_config: NodeConfig, store: Store) -> Path | None:
@@ -65,7 +66,11 @@ def create_app(
     node config's store; the audit log to `api.audit_log`, else audit.jsonl beside the
     store's file. A change waits up to `apply_timeout` seconds for the reconciler."""
     the_store = store if store is not None else default_store(node_config)
-    the_audit = audit_log or AuditLog(default_audit_path(node_config, the_store))
+    the_audit = audit_log or AuditLog(
+        default_audit_path(node_config, the_store),
+        max_bytes=node_config.api.audit_log_max_bytes,
+        keep=node_config.api.audit_log_keep,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,11 +109,17 @@ def create_app(
     )
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(node.public_router)
     for module in (services, reals, sessions, stats, node, config, audit):
         api.include_router(module.router)
+    api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)
     app.include_router(metrics_router)  # GET /metrics, for Prometheus (no token)
-    # Writes from another site's page are refused (dplb.api.origin says why).
+    # Outermost last: writes from another site's page are refused (dplb.api.origin says
+    # why); then each write is audited with the status it got; the token comes first.
+    public = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"})
+    app.add_middleware(TokenFirst, prefix=API_PREFIX, public=public)
+    app.add_middleware(AuditWrites, audit=the_audit, prefix=API_PREFIX)
     app.add_middleware(SameOriginWrites)
     # The web admin at `/`: mounted last, it answers only what no route above does.
     app.mount("/", web_admin(), name="web")

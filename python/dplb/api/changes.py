@@ -5,18 +5,19 @@ and wait (briefly) for the reconciler to apply it. The audit log records each at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Request
 
-from dplb.api.audit import AuditEntry, AuditLog, Outcome
+from dplb.api.audit import AuditLog, note
 from dplb.api.auth import Principal
 from dplb.api.errors import ApiError
 from dplb.api.models import ChangeResult
 from dplb.config import ConfigError, NodeConfig, parse_config
-from dplb.config_diff import Change, diff_configs
+from dplb.config_diff import diff_configs
 from dplb.reconciler import Reconciler
 from dplb.store import Store, VersionConflict
 
@@ -60,8 +61,7 @@ class ConfigWriter:
                 try:
                     message = edit(data, base)
                 except ApiError as exc:
-                    outcome: Outcome = "not_found" if exc.status == 404 else "refused"
-                    await self._audit(who, request, outcome, exc.status, errors=exc.errors)
+                    note(request.scope, outcome="not_found" if exc.status == 404 else "refused")
                     raise
                 try:
                     return await self._write(who, request, data, base, version, message)
@@ -155,61 +155,31 @@ class ConfigWriter:
         base_version: int,
         message: str,
     ) -> ChangeResult:
-        try:
-            cfg = await asyncio.to_thread(self.reconciler.validate, data)
-        except ConfigError as exc:
-            await self._audit(who, request, "refused", 422, message=message, errors=exc.errors)
-            raise ApiError(422, exc.errors) from None
+        note(request.scope, message=message)
+        cfg = await asyncio.to_thread(self.reconciler.validate, data)  # ConfigError: 422
         changes = await asyncio.to_thread(diff_configs, base, cfg)
         if not changes:
+            note(request.scope, outcome="unchanged")
             return ChangeResult(version=base_version, status="unchanged")
         info = await self.store.write(
             data, author=who.name, message=message, expected_version=base_version
         )
+        note(request.scope, version=info.version, changes=changes)
         status = await self.reconciler.wait_for(info.version, self.apply_timeout)
         if status is None:
-            outcome: Outcome = "pending"
-        elif status.applied_version is not None and status.applied_version >= info.version:
-            outcome = "applied"
-        else:
-            outcome = "refused"
-        errors = (
-            [(e.path, e.reason) for e in status.errors]
-            if status is not None and outcome == "refused"
-            else []
-        )
-        code = {"applied": 200, "pending": 202, "refused": 422}[outcome]
-        await self._audit(who, request, outcome, code, info.version, message, changes, errors)
-        if outcome == "refused":
-            raise ApiError(422, errors, extra={"version": info.version, "status": "refused"})
-        return ChangeResult(
-            version=info.version,
-            status="applied" if outcome == "applied" else "pending",
-            changes=changes,
-        )
-
-    async def _audit(
-        self,
-        who: Principal,
-        request: Request,
-        outcome: Outcome,
-        status: int,
-        version: int | None = None,
-        message: str = "",
-        changes: list[Change] | None = None,
-        errors: list[tuple[str, str]] | None = None,
-    ) -> None:
-        await self.audit.record(
-            AuditEntry(
-                who=who.name,
-                role=who.role,
-                method=request.method,
-                path=request.url.path,
-                outcome=outcome,
-                status=status,
-                version=version,
-                message=message,
-                changes=changes or [],
-                errors=[{"path": p, "reason": r} for p, r in errors or []],
-            )
-        )
+            return ChangeResult(version=info.version, status="pending", changes=changes)
+        if status.applied_version is not None and status.applied_version >= info.version:
+            return ChangeResult(version=info.version, status="applied", changes=changes)
+        # Validated as the node validates, and yet refused (the engine ran out of
+        # something): write the version before it again, so that the refused change does
+        # not go live later, when something else changes.
+        errors = [(e.path, e.reason) for e in status.errors]
+        if base is not None:
+            with contextlib.suppress(VersionConflict):
+                await self.store.write(
+                    await self._data(base_version),
+                    author=who.name,
+                    message=f"revert version {info.version}: the node refused it",
+                    expected_version=info.version,
+                )
+        raise ApiError(422, errors, extra={"version": info.version})

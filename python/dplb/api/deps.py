@@ -4,18 +4,23 @@ named by the path."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from dplb.api.audit import AuditEntry
 from dplb.api.auth import Principal, authenticate, bearer, forbidden
 from dplb.api.context import NodeContext
 from dplb.api.errors import ApiError
-from dplb.config import IPAddress, NodeConfig, RealSection, ServiceSection
+from dplb.config import (
+    ADDRESS_JSON_SCHEMA,
+    IPAddress,
+    NodeConfig,
+    RealSection,
+    ServiceSection,
+    parse_ip_address,
+)
 from dplb.config_diff import endpoint_id, service_id
 
 
@@ -32,22 +37,10 @@ def require_viewer(request: Request, node: NodeDep, credentials: Credentials) ->
     return authenticate(request, credentials, node.reconciler.running.api.tokens)
 
 
-async def require_admin(request: Request, node: NodeDep, credentials: Credentials) -> Principal:
+def require_admin(request: Request, node: NodeDep, credentials: Credentials) -> Principal:
     principal = authenticate(request, credentials, node.reconciler.running.api.tokens)
     if principal.role != "admin":
-        error = forbidden(principal)
-        await node.audit.record(
-            AuditEntry(
-                who=principal.name,
-                role=principal.role,
-                method=request.method,
-                path=request.url.path,
-                outcome="forbidden",
-                status=403,
-                errors=[{"path": p, "reason": r} for p, r in error.errors],
-            )
-        )
-        raise error
+        raise forbidden(principal)
     return principal
 
 
@@ -57,14 +50,17 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 def parse_address(text: str, where: str) -> IPAddress:
     """An address from a URL: `2001:db8::10` or `[2001:db8::10]` (colons may also be
-    percent-encoded as %3A)."""
+    percent-encoded as %3A). Refused as the config refuses it (a zone, `%eth0`)."""
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        return ipaddress.ip_address(bare)
-    except ValueError:
-        raise ApiError(422, [(where, f"'{text}' is not an IP address")]) from None
+        return parse_ip_address(bare)
+    except ValueError as exc:
+        reason = str(exc) if "zone" in str(exc) else f"'{text}' is not an IP address"
+        raise ApiError(422, [(where, reason)]) from None
 
 
+# An address in a path: `10.0.100.10`, `2001:db8::10`, `[2001:db8::10]` (parse_address).
+AddressParam = Annotated[str, Path(json_schema_extra=ADDRESS_JSON_SCHEMA)]
 PortParam = Annotated[int, Path(ge=1, le=65535)]
 ProtocolParam = Annotated[Literal["tcp", "udp"], Path()]
 
@@ -93,7 +89,7 @@ class ServiceKey:
         return i, cfg.services[i]
 
 
-def service_key(vip: str, port: PortParam, protocol: ProtocolParam) -> ServiceKey:
+def service_key(vip: AddressParam, port: PortParam, protocol: ProtocolParam) -> ServiceKey:
     return ServiceKey(parse_address(vip, "path.vip"), port, protocol)
 
 
@@ -113,7 +109,7 @@ class RealKey:
         raise ApiError(404, [("real", f"no real {self.id} in service {service}")])
 
 
-def real_key(address: str, real_port: PortParam) -> RealKey:
+def real_key(address: AddressParam, real_port: PortParam) -> RealKey:
     return RealKey(parse_address(address, "path.address"), real_port)
 
 

@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
+from dplb.api.audit import note
 from dplb.config import ConfigError
 
 log = logging.getLogger("dplb.api")
@@ -51,31 +53,47 @@ def loc_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return out or "(request)"
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+def error_response(exc: ApiError, scope: Scope) -> JSONResponse:
+    """The answer to `exc`; its errors also go into the request's audit line."""
+    note(scope, errors=exc.errors)
     return JSONResponse(
         error_body(exc.errors, **exc.extra), status_code=exc.status, headers=exc.headers
     )
 
 
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc, request.scope)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [(loc_path(e["loc"]), str(e["msg"])) for e in exc.errors()]
-    return JSONResponse(error_body(errors), status_code=422)
+    return error_response(ApiError(422, errors), request.scope)
 
 
 async def _config_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConfigError)
-    return JSONResponse(error_body(exc.errors), status_code=422)
+    return error_response(ApiError(422, exc.errors), request.scope)
+
+
+# What FastAPI says of a JSON body it cannot decode (not UTF-8).
+_UNDECODABLE_BODY = "There was an error parsing the body"
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(
-        error_body([("(request)", str(exc.detail))]),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
+    if exc.status_code == 400 and exc.detail == _UNDECODABLE_BODY:
+        # A body that is not UTF-8 is a body that is not valid: 422 at `body`, as for
+        # any other (documented), not an undocumented 400.
+        error = ApiError(422, [("body", "not JSON: the body is not valid UTF-8")])
+    else:
+        error = ApiError(
+            exc.status_code,
+            [("(request)", str(exc.detail))],
+            headers=getattr(exc, "headers", None),
+        )
+    return error_response(error, request.scope)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -110,3 +128,19 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: _described("Conflicts with what exists, or the desired config changed meanwhile"),
     422: _described("The change would make the config invalid: every error with its field"),
 }
+
+
+def write_responses(result: type, *, creates: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The answers of a route that changes the config, for the OpenAPI document: its
+    result when applied (the route's own status), 202 while pending, 201 when a route
+    that may create (PUT) did, and WRITE_ERRORS."""
+    out: dict[int | str, dict[str, Any]] = {
+        **WRITE_ERRORS,
+        202: {
+            "model": result,
+            "description": "Written, not applied yet: see /api/v1/config/status",
+        },
+    }
+    if creates:
+        out[201] = {"model": result, "description": "Created, and applied"}
+    return out

@@ -24,7 +24,11 @@ class Model(BaseModel):
 
 
 class ErrorBody(Model):
+    """What was wrong, each error at its field. `version`: the current config version,
+    when a write expected another one (409), or the version the node refused (422)."""
+
     errors: list[FieldError]
+    version: int | None = None
 
 
 class Service(ServiceSection):

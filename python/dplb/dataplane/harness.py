@@ -71,8 +71,11 @@ class HarnessDataplane:
                     addresses=[str(a) for a in p.address],
                     gateways=[str(g) for g in p.gateway],
                     steering="harness",
+                    **counters,
                 )
-                for i, p in enumerate(cfg.dataplane.ports)
+                for i, (p, counters) in enumerate(
+                    zip(cfg.dataplane.ports, self.engine.port_stats(), strict=True)
+                )
             ]
         return DataplaneStatus(
             kind=self.kind,
@@ -123,7 +126,12 @@ class HarnessDataplane:
             counters = self._counters
             logger = self.engine.logger
             logger_stats = logger.stats() if logger is not None else None
-            ports = [{"name": p.name} for p in self.engine.config.dataplane.ports]
+            ports = [
+                {"name": p.name, **counters}
+                for p, counters in zip(
+                    self.engine.config.dataplane.ports, self.engine.port_stats(), strict=True
+                )
+            ]
         return Telemetry(
             kind=self.kind,
             started_at=self._started_at.timestamp(),

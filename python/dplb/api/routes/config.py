@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from dplb.api.context import NodeContext
 from dplb.api.deps import Admin, NodeDep, Viewer
-from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
+from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError, write_responses
 from dplb.api.models import ChangeResult, ConfigDiff, ConfigDocument, ConfigStatus, Rollback
 from dplb.api.routes.node import config_status
 from dplb.config import ConfigError, NodeConfig, parse_config
@@ -54,7 +54,7 @@ async def get_config(_: Viewer, node: NodeDep) -> ConfigDocument:
     return _document(await _current(node))
 
 
-@router.put("", responses=WRITE_ERRORS)
+@router.put("", responses=write_responses(ChangeResult))
 async def replace_config(
     body: NodeConfig,
     who: Admin,
@@ -124,15 +124,28 @@ async def diff_config_versions(
     )
 
 
-@router.post("/rollback", responses=WRITE_ERRORS)
+def _current_tokens(node: NodeContext, current: Desired) -> list[dict[str, Any]]:
+    """The tokens of the desired config when it is valid, else those the node runs."""
+    cfg = _validated(current)
+    tokens = cfg.api.tokens if isinstance(cfg, NodeConfig) else node.reconciler.running.api.tokens
+    return [t.model_dump(mode="json", exclude_unset=True) for t in tokens]
+
+
+@router.post("/rollback", responses=write_responses(ChangeResult))
 async def rollback_config(
     body: Rollback, who: Admin, node: NodeDep, request: Request, response: Response
 ) -> ChangeResult:
-    """Writes version `version` again, as a new version (history only grows)."""
+    """Writes version `version` again, as a new version (history only grows), with the
+    API tokens of now: a rollback restores services, never credentials (a token revoked
+    since stays revoked, one added since stays)."""
     old = await _version(node, body.version, "body.version")
     if old.data is None:
         raise ApiError(422, [("body.version", f"version {body.version}: {old.problem}")])
-    result = await node.writer.replace(
-        who, request, old.data, f"roll back to version {body.version}"
-    )
+    data = dict(old.data)
+    api = data.get("api")
+    data["api"] = {
+        **(api if isinstance(api, dict) else {}),
+        "tokens": _current_tokens(node, await _current(node)),
+    }
+    result = await node.writer.replace(who, request, data, f"roll back to version {body.version}")
     return _finish(result, response)

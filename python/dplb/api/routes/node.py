@@ -13,6 +13,8 @@ from dplb.api.models import Caller, ConfigStatus, Health, NodeStatus
 from dplb.dataplane import LocalAddress
 
 router = APIRouter(tags=["node"])
+# Routes that need no token (dplb.api.auth.TokenFirst lets them through).
+public_router = APIRouter(tags=["node"])
 
 
 async def config_status(node: NodeContext) -> ConfigStatus:
@@ -46,7 +48,7 @@ def get_caller(who: Viewer) -> Caller:
     return Caller(name=who.name, role=who.role)
 
 
-@router.get("/health", responses={503: {"model": Health, "description": "The data plane failed"}})
+@public_router.get("/health", responses={503: {"model": Health, "description": "The data plane failed"}})
 def get_health(node: NodeDep, response: Response) -> Health:
     """Liveness for monitors and load balancers, no token needed: 200 with `ok` or
     `degraded`, 503 with `failed` (a worker or the control lcore stuck, a port that

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from dplb.api.auth import Principal
 from dplb.api.context import NodeContext
 from dplb.api.deps import Admin, NodeDep, RealKey, RealKeyDep, ServiceKey, ServiceKeyDep, Viewer
-from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
+from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError, write_responses
 from dplb.api.models import ChangeResult, Real, RealChange, RealPatch
 from dplb.config import NodeConfig, RealSection
 
@@ -50,7 +50,7 @@ async def list_reals(service: ServiceKeyDep, _: Viewer, node: NodeDep) -> list[R
     return [Real.of(svc, r) for r in svc.reals]
 
 
-@router.post("", status_code=201, responses=WRITE_ERRORS)
+@router.post("", status_code=201, responses=write_responses(RealChange))
 async def create_real(
     service: ServiceKeyDep,
     body: RealSection,
@@ -100,7 +100,7 @@ async def _set_real(
     return await real_change(node, result, service, real, response)
 
 
-@router.patch(REAL_PATH, responses=WRITE_ERRORS)
+@router.patch(REAL_PATH, responses=write_responses(RealChange))
 async def update_real(
     service: ServiceKeyDep,
     real: RealKeyDep,
@@ -116,7 +116,7 @@ async def update_real(
     return await _set_real(service, real, fields, who, node, request, response, verb)
 
 
-@router.post(REAL_PATH + "/quiesce", responses=WRITE_ERRORS)
+@router.post(REAL_PATH + "/quiesce", responses=write_responses(RealChange))
 async def quiesce_real(
     service: ServiceKeyDep,
     real: RealKeyDep,
@@ -132,7 +132,7 @@ async def quiesce_real(
     )
 
 
-@router.post(REAL_PATH + "/enable", responses=WRITE_ERRORS)
+@router.post(REAL_PATH + "/enable", responses=write_responses(RealChange))
 async def enable_real(
     service: ServiceKeyDep,
     real: RealKeyDep,
@@ -144,7 +144,7 @@ async def enable_real(
     return await _set_real(service, real, {"enabled": True}, who, node, request, response, "enable")
 
 
-@router.delete(REAL_PATH, responses=WRITE_ERRORS)
+@router.delete(REAL_PATH, responses=write_responses(RealChange))
 async def delete_real(
     service: ServiceKeyDep,
     real: RealKeyDep,

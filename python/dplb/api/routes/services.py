@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from dplb.api.context import NodeContext
 from dplb.api.deps import Admin, NodeDep, ServiceKey, ServiceKeyDep, Viewer
-from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
+from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError, write_responses
 from dplb.api.models import ChangeResult, Service, ServiceChange, ServicePatch
 from dplb.config import NodeConfig, ServiceSection
 
@@ -43,7 +43,7 @@ async def list_services(_: Viewer, node: NodeDep) -> list[Service]:
     return [Service.of(s) for s in cfg.services]
 
 
-@router.post("", status_code=201, responses=WRITE_ERRORS)
+@router.post("", status_code=201, responses=write_responses(ServiceChange))
 async def create_service(
     body: ServiceSection, who: Admin, node: NodeDep, request: Request, response: Response
 ) -> ServiceChange:
@@ -68,7 +68,7 @@ async def get_service(key: ServiceKeyDep, _: Viewer, node: NodeDep) -> Service:
     return Service.of(key.find(cfg)[1])
 
 
-@router.put("/{vip}/{port}/{protocol}", responses=WRITE_ERRORS)
+@router.put("/{vip}/{port}/{protocol}", responses=write_responses(ServiceChange, creates=True))
 async def replace_service(
     key: ServiceKeyDep,
     body: ServiceSection,
@@ -97,7 +97,7 @@ async def replace_service(
     return await service_change(node, result, key, response, created=created)
 
 
-@router.patch("/{vip}/{port}/{protocol}", responses=WRITE_ERRORS)
+@router.patch("/{vip}/{port}/{protocol}", responses=write_responses(ServiceChange))
 async def update_service(
     key: ServiceKeyDep,
     body: ServicePatch,
@@ -118,7 +118,7 @@ async def update_service(
     return await service_change(node, result, key, response)
 
 
-@router.delete("/{vip}/{port}/{protocol}", responses=WRITE_ERRORS)
+@router.delete("/{vip}/{port}/{protocol}", responses=write_responses(ServiceChange))
 async def delete_service(
     key: ServiceKeyDep, who: Admin, node: NodeDep, request: Request, response: Response
 ) -> ServiceChange:

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from dplb.api.audit import AuditEntry
-from dplb.api.deps import Admin, NodeDep, Viewer, parse_address
+from dplb.api.audit import note
+from dplb.api.deps import AddressParam, Admin, NodeDep, Viewer, parse_address
 from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError
 from dplb.api.models import SessionReset
 from dplb.config_diff import endpoint_id
@@ -35,9 +35,9 @@ def list_sessions(query: Annotated[SessionQuery, Query()], _: Viewer, node: Node
 @router.delete("/{protocol}/{client}/{client_port}/{vip}/{vip_port}", responses=WRITE_ERRORS)
 async def reset_session(
     protocol: Literal["tcp", "udp"],
-    client: str,
+    client: AddressParam,
     client_port: AnyPort,
-    vip: str,
+    vip: AddressParam,
     vip_port: AnyPort,
     who: Admin,
     node: NodeDep,
@@ -53,16 +53,9 @@ async def reset_session(
     client_id = endpoint_id(str(key.client), client_port)
     name = f"{protocol} {client_id} -> {endpoint_id(str(key.vip), vip_port)}"
     removed = await asyncio.to_thread(node.dataplane.reset_session, key)
-    entry = AuditEntry(
-        who=who.name,
-        role=who.role,
-        method=request.method,
-        path=request.url.path,
-        outcome="reset" if removed else "not_found",
-        status=200 if removed else 404,
-        message=f"reset session {name}",
+    note(
+        request.scope, outcome="reset" if removed else "not_found", message=f"reset session {name}"
     )
-    await node.audit.record(entry)
     if not removed:
         raise ApiError(404, [("session", f"no session {name}")])
     return SessionReset(removed=removed)
