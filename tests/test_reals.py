@@ -112,9 +112,9 @@ def test_removed_real_keeps_its_sessions_and_gets_no_new_ones(engine: Engine) ->
     assert old.session() is None
     assert nonzero_drops(engine) == {}
 
-    # Added back, it keeps its counters (the slot is stable for the same real).
+    # Added back after its last session ended, its slot was recycled: it starts from 0.
     engine.update(config_with_web("rr", {REAL1: 100, REAL2: 100}))
-    assert real_stats(engine, REAL1)["connections"] == 1
+    assert real_stats(engine, REAL1)["connections"] == 0
     assert real_stats(engine, REAL1)["active"] == 0
 
 
