@@ -106,6 +106,8 @@ void register_runtime(py::module_& m) {
                  d["held"] = c.held;
                  d["held_expired"] = c.held_expired;
                  d["dropped"] = c.dropped;
+                 d["neighbours_ignored"] = c.neighbours_ignored;
+                 d["neighbours_full"] = c.neighbours_full;
                  return d;
              })
         .def("mac_of", &Runtime::mac_of)

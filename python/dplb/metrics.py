@@ -98,6 +98,16 @@ _CONTROL_COUNTERS = (
         "Held packets whose next hop never answered.",
     ),
     ("dropped", "dplb_control_dropped_packets_total", "Packets the control path dropped."),
+    (
+        "neighbours_ignored",
+        "dplb_control_neighbours_ignored_total",
+        "ARP/ND senders not learned: not a next hop the node asked for or knows.",
+    ),
+    (
+        "neighbours_full",
+        "dplb_control_neighbour_table_full_total",
+        "Next hops not learned: the neighbour table was full.",
+    ),
 )
 # (field of CounterTable, metric suffix, help) for services and reals alike.
 _TRAFFIC = (
