@@ -9,7 +9,7 @@ CPP_TEST_DIR := build/cpp-tests
 BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build test test-cpp test-python lint bench bench-deps bench-build bench-engine \
+.PHONY: all deps build test test-cpp test-asan test-tsan test-python lint bench bench-deps bench-build bench-engine \
     bench-runtime bench-e2e bench-apply bench-scrape demo clean
 
 all: build
@@ -55,10 +55,24 @@ test-cpp: $(STAMPS)/apt
 	cmake --build $(CPP_TEST_DIR)
 	cd $(CPP_TEST_DIR) && ctest --output-on-failure
 
+# The same C++ tests under sanitizers (-O1, no DPDK runtime: ctest does not use it): ASan
+# with UBSan, then TSan. A finding fails the run (halt_on_error, UBSan does not recover).
+SANITIZER_ENV_asan := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SANITIZER_ENV_tsan := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+SANITIZE_asan := address,undefined
+SANITIZE_tsan := thread
+
+test-asan test-tsan: test-%: $(STAMPS)/apt
+	cmake -S . -B build/$* -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF -DDPLB_WITH_DPDK=OFF \
+	    -DDPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPLB_SANITIZE=$(SANITIZE_$*)
+	$(SANITIZER_ENV_$*) cmake --build build/$*
+	cd build/$* && $(SANITIZER_ENV_$*) ctest --output-on-failure -j2
+
 test-python: $(STAMPS)/build
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
 
-test: test-cpp test-python
+test: test-cpp test-asan test-tsan test-python
 
 lint: $(STAMPS)/build
 	$(VENV)/bin/ruff check python tests bench

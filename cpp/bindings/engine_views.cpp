@@ -16,25 +16,25 @@ using namespace dplb::core;
 
 py::dict stats_dict(const WorkerStats& s) {
     py::dict d;
-    d["rx_packets"] = s.rx_packets;
-    d["rx_bytes"] = s.rx_bytes;
-    d["tx_packets"] = s.tx_packets;
-    d["tx_bytes"] = s.tx_bytes;
-    d["sessions_created"] = s.sessions_created;
-    d["sessions_expired"] = s.sessions_expired;
-    d["sessions_reset"] = s.sessions_reset;
-    d["handed_over"] = s.handed_over;
-    d["handed_in"] = s.handed_in;
-    d["to_control"] = s.to_control;
-    d["icmp_translated"] = s.icmp_translated;
-    d["awaiting_neighbour"] = s.awaiting_neighbour;
-    d["log_dropped"] = s.log_dropped;
-    d["expiry_behind"] = s.expiry_behind;
-#define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name;
+    d["rx_packets"] = s.rx_packets.load();
+    d["rx_bytes"] = s.rx_bytes.load();
+    d["tx_packets"] = s.tx_packets.load();
+    d["tx_bytes"] = s.tx_bytes.load();
+    d["sessions_created"] = s.sessions_created.load();
+    d["sessions_expired"] = s.sessions_expired.load();
+    d["sessions_reset"] = s.sessions_reset.load();
+    d["handed_over"] = s.handed_over.load();
+    d["handed_in"] = s.handed_in.load();
+    d["to_control"] = s.to_control.load();
+    d["icmp_translated"] = s.icmp_translated.load();
+    d["awaiting_neighbour"] = s.awaiting_neighbour.load();
+    d["log_dropped"] = s.log_dropped.load();
+    d["expiry_behind"] = s.expiry_behind.load();
+#define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name.load();
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
 #undef DPLB_CLIENT_ADDRESS_ITEM
     py::dict drops;
-    for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i];
+    for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i].load();
     d["drops"] = drops;
     return d;
 }
@@ -132,12 +132,12 @@ py::list engine_real_stats(const Engine& engine) {
             d["protocol"] = svc.proto == 6 ? "tcp" : "udp";
             d["real"] = py::make_tuple(r.address.to_string(), r.port);
             d["weight"] = r.weight;
-            d["connections"] = sum.connections;
-            d["active"] = sum.active;
-            d["packets_in"] = sum.packets_in;
-            d["packets_out"] = sum.packets_out;
-            d["bytes_in"] = sum.bytes_in;
-            d["bytes_out"] = sum.bytes_out;
+            d["connections"] = sum.connections.load();
+            d["active"] = sum.active.load();
+            d["packets_in"] = sum.packets_in.load();
+            d["packets_out"] = sum.packets_out.load();
+            d["bytes_in"] = sum.bytes_in.load();
+            d["bytes_out"] = sum.bytes_out.load();
             out.append(d);
         }
     }

@@ -5,11 +5,11 @@
 
 #include <chrono>
 
-#include "core/logger.hpp"
+#include "host/logger.hpp"
 
 namespace py = pybind11;
-using dplb::core::Logger;
-using dplb::core::LoggerOptions;
+using dplb::host::Logger;
+using dplb::host::LoggerOptions;
 
 void register_logger(py::module_& m) {
     py::class_<LoggerOptions>(m, "LoggerOptions")

@@ -8,7 +8,7 @@
 
 #include "core/drop_reason.hpp"
 #include "core/engine.hpp"
-#include "core/logger.hpp"
+#include "host/logger.hpp"
 #include "core/sync_driver.hpp"
 #include "bindings/engine_control.hpp"
 #include "bindings/conversions.hpp"
@@ -17,6 +17,8 @@
 
 namespace py = pybind11;
 using namespace dplb::core;
+using dplb::host::Logger;
+using dplb::host::LoggerOptions;
 using namespace dplb::bindings;
 
 namespace {

@@ -115,6 +115,8 @@ void register_runtime(py::module_& m) {
                  d["dropped"] = c.dropped;
                  d["loops"] = c.loops;
                  d["last_loop_age_ns"] = c.last_loop_age_ns;
+                 d["neighbours_ignored"] = c.neighbours_ignored;
+                 d["neighbours_full"] = c.neighbours_full;
                  return d;
              })
         .def("mac_of", &Runtime::mac_of)

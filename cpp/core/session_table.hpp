@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/counter.hpp"
 #include "core/session.hpp"
 
 namespace dplb::core {
@@ -96,7 +97,7 @@ private:
     }
 
     uint32_t capacity_;
-    uint32_t size_ = 0;
+    SingleWriterCounter<uint32_t> size_ = 0;  // the worker writes, the control side reads
     Session* sessions_;             // capacity_ sessions, huge-page backed
     std::vector<uint32_t> free_;    // stack of free session indices
     Slot* slots_;                   // slot_count_ slots, huge-page backed

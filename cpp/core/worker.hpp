@@ -44,13 +44,14 @@ struct Action {
     uint16_t worker = 0;
 };
 
+// Written by its worker only, read by the control side (SingleWriterCounter).
 struct RealCounters {
-    uint64_t connections = 0;
-    uint64_t packets_in = 0;   // client -> real
-    uint64_t packets_out = 0;  // real -> client
-    uint64_t bytes_in = 0;
-    uint64_t bytes_out = 0;
-    uint32_t active = 0;
+    Counter connections = 0;
+    Counter packets_in = 0;   // client -> real
+    Counter packets_out = 0;  // real -> client
+    Counter bytes_in = 0;
+    Counter bytes_out = 0;
+    SingleWriterCounter<uint32_t> active = 0;
     uint32_t pad = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -28,6 +29,7 @@ constexpr uint64_t kHoldNs = 3'000'000'000ULL;  // a frame waits this long for i
 constexpr size_t kHeldPerNeighbour = 16;
 constexpr uint64_t kAgingEveryNs = 10'000'000'000ULL;
 constexpr uint64_t kNeighbourMaxAgeNs = 300'000'000'000ULL;  // 5 minutes, as ARP caches go
+constexpr uint64_t kFullReportEveryNs = 10'000'000'000ULL;  // a full neighbour table: logged each 10 s
 constexpr uint8_t kIcmp6NeighbourSolicit = 135;
 constexpr uint8_t kIcmp6NeighbourAdvert = 136;
 
@@ -39,7 +41,8 @@ struct NextHop {
 
 class ControlLoop {
 public:
-    explicit ControlLoop(Runtime::Impl& rt) : rt_(rt), engine_(*rt.engine), reader_(*rt.engine) {
+    explicit ControlLoop(Runtime::Impl& rt)
+        : rt_(rt), engine_(*rt.engine), reader_(*rt.engine), learning_(engine_.neighbours()) {
         services_ = &reader_.current();
         collect_next_hops();
     }
@@ -148,14 +151,40 @@ private:
         return true;
     }
 
+    // Only what the node needs gets in (NeighbourLearning): a scan or a spoofed sender
+    // is counted and ignored, and a full table is counted and logged, not silent.
     void learn(uint8_t port, const IpAddress& ip, const MacAddress& mac) {
-        engine_.neighbours().set(port, ip, mac);
+        const uint64_t now = now_ns();
+        switch (learning_.heard(port, ip, mac, now)) {
+        case core::NeighbourLearning::Outcome::unsolicited:
+            rt_.control.neighbours_ignored.fetch_add(1, std::memory_order_relaxed);
+            return;
+        case core::NeighbourLearning::Outcome::full:
+            rt_.control.neighbours_full.fetch_add(1, std::memory_order_relaxed);
+            if (last_full_report_ == 0 || now - last_full_report_ >= kFullReportEveryNs) {
+                last_full_report_ = now;
+                report_full(port, ip);
+            }
+            return;
+        default:
+            break;
+        }
         const std::string key = key_of(port, ip);
-        confirmed_[key] = now_ns();
+        confirmed_[key] = now;
         auto held = held_.find(key);
         if (held == held_.end()) return;
         for (const Held& h : held->second) send_held(h.frame, port, mac);
         held_.erase(held);
+    }
+
+    void report_full(uint8_t port, const IpAddress& ip) {
+        const std::string fields = "{\"capacity\":" + std::to_string(engine_.neighbours().capacity()) +
+                                   ",\"port\":" + std::to_string(port) + ",\"address\":\"" + ip.to_string() + "\"}";
+        if (rt_.logger) {
+            rt_.logger->event("neighbour_table_full", fields);
+        } else {
+            fprintf(stderr, "dplb: neighbour table full, not learned: %s\n", fields.c_str());
+        }
     }
 
     // -- frames waiting for a neighbour ------------------------------------------------
@@ -372,6 +401,9 @@ private:
         for (const core::PortConfig& p : engine_.config().ports) {
             for (const IpAddress& g : p.gateways) add(g);
         }
+        std::vector<std::pair<uint8_t, IpAddress>> wanted;
+        for (const NextHop& h : next_hops_) wanted.emplace_back(h.port, h.ip);
+        learning_.set_wanted(wanted);
     }
 
     void resolve_next_hops() {
@@ -387,12 +419,7 @@ private:
             uint64_t every = known ? kRefreshEveryNs : kResolveEveryNs;
             if (h.last_sent != 0 && now - h.last_sent < every) continue;
             h.last_sent = now;
-            if (h.ip.is_v4()) {
-                send_arp(h.port, RTE_ARP_OP_REQUEST, port_address(h.port, true), h.ip, MacAddress{});
-            } else {
-                send_ns(h.port, h.ip);
-            }
-            rt_.control.resolutions_sent.fetch_add(1, std::memory_order_relaxed);
+            solicit(h.port, h.ip, now);
         }
     }
 
@@ -417,6 +444,12 @@ private:
         uint64_t& last = asked_[key_of(port, ip)];
         if (last != 0 && now - last < 200'000'000ULL) return;
         last = now;
+        solicit(port, ip, now);
+    }
+
+    // An ARP request or a neighbour solicitation for `ip`; its answer will be learned.
+    void solicit(uint8_t port, const IpAddress& ip, uint64_t now) {
+        learning_.asked(port, ip, now);
         if (ip.is_v4()) {
             send_arp(port, RTE_ARP_OP_REQUEST, port_address(port, true), ip, MacAddress{});
         } else {
@@ -449,6 +482,8 @@ private:
     core::Engine& engine_;
     core::SnapshotReader reader_;
     const core::ServiceTable* services_ = nullptr;
+    core::NeighbourLearning learning_;
+    uint64_t last_full_report_ = 0;
     std::vector<NextHop> next_hops_;
     std::unordered_map<std::string, uint64_t> asked_;      // (address, port) -> when last asked
     std::unordered_map<std::string, uint64_t> confirmed_;  // (address, port) -> when last heard

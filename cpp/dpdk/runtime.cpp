@@ -387,7 +387,7 @@ void Runtime::Impl::start() {
         latency_stats_started = true;
     }
     if (!options.log.path.empty()) {
-        logger = std::make_unique<core::Logger>(*engine, options.log);  // throws saying why
+        logger = std::make_unique<host::Logger>(*engine, options.log);  // throws saying why
         logger->start();
     }
 
@@ -597,14 +597,15 @@ LatencyStatus Runtime::latency() const {
     return out;
 }
 
-core::Logger* Runtime::logger() { return impl_->logger.get(); }
+host::Logger* Runtime::logger() { return impl_->logger.get(); }
 
 ControlStatus Runtime::control() const {
     const ControlState& c = impl_->control;
     return {c.lcore,          c.arp_replies.load(), c.nd_replies.load(),   c.to_kernel.load(),
             c.from_kernel.load(), c.resolutions_sent.load(), c.held.load(), c.held_expired.load(),
-            c.dropped.load(), c.loops.load(std::memory_order_relaxed),
-            age_ns(c.last_loop_ns.load(std::memory_order_relaxed))};
+            c.dropped.load(),     c.loops.load(std::memory_order_relaxed),
+            age_ns(c.last_loop_ns.load(std::memory_order_relaxed)), c.neighbours_ignored.load(),
+            c.neighbours_full.load()};
 }
 
 }  // namespace dplb::dpdk

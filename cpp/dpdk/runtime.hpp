@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/engine.hpp"
-#include "core/logger.hpp"
+#include "host/logger.hpp"
 
 namespace dplb::dpdk {
 
@@ -30,7 +30,7 @@ struct RuntimeOptions {
     std::vector<std::string> extra_eal_args;
     // The logger thread (connection log, events, drop reports); no logger when log.path
     // is empty. It starts with the lcores and stops after them, writing what is left.
-    core::LoggerOptions log;
+    host::LoggerOptions log;
     // DPDK's rte_latencystats (rx-to-tx latency of sampled packets, all ports together).
     // Off by default: its callbacks read the TSC for every received packet and share
     // state between all workers (a cache line they all write, a lock on transmit).
@@ -91,6 +91,8 @@ struct ControlStatus {
     uint64_t dropped = 0;
     uint64_t loops = 0;              // turns of the control loop
     uint64_t last_loop_age_ns = 0;   // since its last turn (liveness)
+    uint64_t neighbours_ignored = 0;
+    uint64_t neighbours_full = 0;
 };
 
 // The DPDK library's version ("DPDK 22.11.11").
@@ -118,7 +120,7 @@ public:
     LatencyStatus latency() const;
     // The logger thread (stopped by stop(), alive until the runtime is destroyed), or
     // nullptr when options.log.path is empty.
-    core::Logger* logger();
+    host::Logger* logger();
 
     struct Impl;  // runtime_impl.hpp: shared by the lcore loops
 

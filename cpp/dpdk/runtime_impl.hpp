@@ -70,6 +70,8 @@ struct ControlState {
     std::atomic<uint64_t> resolutions_sent{0};
     std::atomic<uint64_t> held{0};          // frames held until their neighbour answered
     std::atomic<uint64_t> held_expired{0};  // frames whose neighbour never answered
+    std::atomic<uint64_t> neighbours_ignored{0};  // ARP/ND senders not learned: not asked for
+    std::atomic<uint64_t> neighbours_full{0};     // neighbours not learned: the table was full
     std::atomic<uint64_t> dropped{0};
     std::atomic<uint64_t> loops{0};         // turns of the control loop
     std::atomic<uint64_t> last_loop_ns{0};  // now_ns() at its last turn
@@ -79,7 +81,7 @@ struct Runtime::Impl {
     core::EngineConfig engine_config;
     RuntimeOptions options;
     std::unique_ptr<core::Engine> engine;
-    std::unique_ptr<core::Logger> logger;
+    std::unique_ptr<host::Logger> logger;
     bool latency_stats_started = false;
     uint64_t tsc_ns_mult = 0;  // ns = cycles * tsc_ns_mult >> 32
     std::vector<RuntimePort> ports;

@@ -309,8 +309,9 @@ struct Frame {
         tcp[12] = static_cast<uint8_t>((tcp_len / 4) << 4);
         tcp[13] = flags;
         store_be16(tcp + 14, 65535);
-        std::memcpy(tcp + 20, options.data(), options.size());
-        std::memcpy(tcp + tcp_len, payload.data(), payload.size());
+        // An empty vector's data() may be null, which memcpy must not get (UBSan).
+        if (!options.empty()) std::memcpy(tcp + 20, options.data(), options.size());
+        if (!payload.empty()) std::memcpy(tcp + tcp_len, payload.data(), payload.size());
         const uint16_t c = l4_checksum(src, dst, 6, tcp, l4_len);
         std::memcpy(tcp + 16, &c, 2);
         view = PacketView{f, len, headroom, tailroom, 0};

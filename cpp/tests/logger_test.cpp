@@ -1,7 +1,7 @@
 // Logger: connection-log records from the workers' rings become JSON lines; a held
 // logger never holds a worker (the ring fills, records are dropped and counted); control
 // events, drop reports and size-based rotation.
-#include "core/logger.hpp"
+#include "host/logger.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,10 +14,13 @@
 #include <vector>
 
 #include "core/engine.hpp"
+#include "tests/client_frame.hpp"
 #include "core/sync_driver.hpp"
 
-namespace dplb::core {
+namespace dplb::host {
 namespace {
+
+using namespace dplb::core;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -51,24 +54,8 @@ EngineConfig config(bool connection_log, uint32_t sessions = 64) {
 
 // A TCP frame from client 198.51.100.7:`port` to the VIP (the engine checks no checksum).
 std::vector<uint8_t> client_frame(uint16_t port, uint8_t flags) {
-    std::vector<uint8_t> f(54, 0);
-    const uint8_t dst[6] = {2, 0, 0, 0, 0, 1}, src[6] = {0x0a, 0, 0, 0, 1, 0xfe};
-    std::memcpy(f.data(), dst, 6);
-    std::memcpy(f.data() + 6, src, 6);
-    store_be16(f.data() + 12, kEtherTypeIpv4);
-    uint8_t* iph = f.data() + 14;
-    iph[0] = 0x45;
-    store_be16(iph + 2, 40);
-    iph[8] = 64;
-    iph[9] = 6;
-    const uint8_t client[4] = {198, 51, 100, 7}, vip[4] = {10, 0, 100, 10};
-    std::memcpy(iph + 12, client, 4);
-    std::memcpy(iph + 16, vip, 4);
-    uint8_t* tcp = iph + 20;
-    store_be16(tcp, port);
-    store_be16(tcp + 2, 80);
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
+    std::vector<uint8_t> f(testing_frames::kClientFrameBytes);
+    testing_frames::write_client_frame(f.data(), port, flags);
     return f;
 }
 
@@ -268,4 +255,4 @@ TEST_F(LoggerTest, AFileThatCannotBeOpenedIsAnError) {
 }
 
 }  // namespace
-}  // namespace dplb::core
+}  // namespace dplb::host

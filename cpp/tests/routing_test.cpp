@@ -1,9 +1,11 @@
 // Tests for core/routing: RouteTable longest-prefix match across ports, the gateway of each
-// family, no route; NeighbourTable set/lookup/remove/overwrite and its generation counter.
+// family, no route; NeighbourTable set/lookup/remove/overwrite, its generation counter, a
+// full table, misses that stay short after churn; NeighbourLearning: what gets in.
 #include "core/routing.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -183,7 +185,7 @@ TEST(NeighbourTableTest, GenerationGrowsOnEveryChangeOnly) {
 TEST(NeighbourTableTest, ManyEntriesWithRemovalsMatchAModel) {
     // Removals leave tombstones in the probe runs: entries beyond them must still be found
     // and a re-set must update the existing entry rather than add a duplicate.
-    NeighbourTable n(64);
+    NeighbourTable n(128);  // room for all 120 keys
     std::map<std::pair<uint8_t, uint32_t>, MacAddress> model;
     std::mt19937 rng(5);
     auto address = [](uint32_t i) {
@@ -224,6 +226,122 @@ TEST(NeighbourTableTest, ManyEntriesWithRemovalsMatchAModel) {
             ASSERT_EQ(n.entries().size(), model.size()) << "op " << op;
         }
     }
+}
+
+IpAddress numbered(uint32_t i) {
+    const uint8_t b[4] = {10, static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
+    return IpAddress::from_v4(b);
+}
+
+MacAddress mac_of(uint32_t i) {
+    return {0x02, 0, static_cast<uint8_t>(i >> 24), static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8),
+            static_cast<uint8_t>(i)};
+}
+
+TEST(NeighbourTableTest, AFullTableRefusesAndSaysSo) {
+    NeighbourTable n(16);
+    for (uint32_t i = 0; i < 16; ++i) ASSERT_EQ(n.set(0, numbered(i), mac_of(i)), NeighbourTable::SetResult::added);
+    const uint32_t g = n.generation();
+    EXPECT_EQ(n.set(0, numbered(16), mac_of(16)), NeighbourTable::SetResult::full);
+    EXPECT_FALSE(n.lookup(0, numbered(16)).has_value());
+    EXPECT_EQ(n.generation(), g);
+    // A known entry still changes, and a removal makes room.
+    EXPECT_EQ(n.set(0, numbered(3), mac_of(99)), NeighbourTable::SetResult::updated);
+    EXPECT_EQ(n.set(0, numbered(3), mac_of(99)), NeighbourTable::SetResult::unchanged);
+    n.remove(0, numbered(5));
+    EXPECT_EQ(n.set(0, numbered(16), mac_of(16)), NeighbourTable::SetResult::added);
+    EXPECT_EQ(n.lookup(0, numbered(16)), mac_of(16));
+    EXPECT_EQ(n.size(), 16u);
+}
+
+// Misses happen on the worker path (a new client's first packet): however many entries
+// came and went, one reads a bounded number of slots, and none once the table is empty.
+TEST(NeighbourTableTest, MissesStayShortAfterManySetRemoveCycles) {
+    NeighbourTable n(64);
+    constexpr uint32_t kKept = 16;
+    for (uint32_t i = 0; i < kKept; ++i) n.set(1, numbered(1'000'000 + i), mac_of(i));
+    for (uint32_t i = 0; i < 100'000; ++i) {
+        n.set(0, numbered(i), mac_of(i));
+        if (i >= 8) n.remove(0, numbered(i - 8));  // up to 8 churning entries at a time
+    }
+    for (uint32_t i = 100'000 - 8; i < 100'000; ++i) n.remove(0, numbered(i));
+    uint32_t longest = 0;
+    for (uint32_t i = 0; i < 10'000; ++i) {
+        uint32_t probes = 0;
+        ASSERT_FALSE(n.lookup(2, numbered(i), &probes).has_value());
+        longest = std::max(longest, probes);
+    }
+    // The 16 entries left lie in 128 slots: a miss reads to the end of a run of them.
+    EXPECT_LE(longest, kKept + 1) << "a miss walked over slots of removed entries";
+    for (uint32_t i = 0; i < kKept; ++i) ASSERT_EQ(n.lookup(1, numbered(1'000'000 + i)), mac_of(i)) << i;
+    // Every slot is still usable: the table fills to its capacity.
+    for (uint32_t i = 0; i < 64 - kKept; ++i) {
+        ASSERT_EQ(n.set(3, numbered(i), mac_of(i)), NeighbourTable::SetResult::added) << i;
+    }
+    // Once nothing is left, no deleted slot is either: every miss reads one slot.
+    for (uint32_t i = 0; i < kKept; ++i) n.remove(1, numbered(1'000'000 + i));
+    for (uint32_t i = 0; i < 64 - kKept; ++i) n.remove(3, numbered(i));
+    EXPECT_EQ(n.size(), 0u);
+    for (uint32_t i = 0; i < 1'000; ++i) {
+        uint32_t probes = 0;
+        ASSERT_FALSE(n.lookup(2, numbered(i), &probes).has_value());
+        ASSERT_EQ(probes, 1u) << "a removed entry left its slot in use";
+    }
+}
+
+constexpr uint64_t kSecondNs = 1'000'000'000ULL;
+
+// An ARP scan (here 10,000 senders, each claiming its address) must leave the table to
+// the next hops the node needs: what it was told about, what it asked for, what it has.
+TEST(NeighbourLearningTest, AScanOfUnsolicitedSendersLeavesRoomForARealNextHop) {
+    NeighbourTable table(4096);
+    NeighbourLearning learning(table);
+    const IpAddress gateway = ip("10.10.1.254"), real = ip("10.10.2.11");
+    learning.set_wanted({{0, gateway}});
+    for (uint32_t i = 0; i < 10'000; ++i) {
+        ASSERT_EQ(learning.heard(0, numbered(i), mac_of(i), kSecondNs), NeighbourLearning::Outcome::unsolicited);
+    }
+    EXPECT_EQ(table.size(), 0u) << "a scan took slots";
+    EXPECT_EQ(learning.unsolicited(), 10'000u);
+
+    // The configured gateway is learned when it speaks, asked or not.
+    EXPECT_EQ(learning.heard(0, gateway, kMacA, 2 * kSecondNs), NeighbourLearning::Outcome::learned);
+    // A next hop the node asked for is learned from its answer...
+    learning.asked(1, real, 3 * kSecondNs);
+    EXPECT_EQ(learning.heard(1, real, kMacB, 4 * kSecondNs), NeighbourLearning::Outcome::learned);
+    EXPECT_EQ(table.lookup(1, real), kMacB);
+    EXPECT_EQ(table.lookup(0, gateway), kMacA);
+    // ...and from then on its changes are followed.
+    EXPECT_EQ(learning.heard(1, real, kMacA, 5 * kSecondNs), NeighbourLearning::Outcome::updated);
+    EXPECT_EQ(table.lookup(1, real), kMacA);
+    EXPECT_EQ(learning.heard(1, real, kMacA, 6 * kSecondNs), NeighbourLearning::Outcome::unchanged);
+    EXPECT_EQ(table.size(), 2u);
+}
+
+TEST(NeighbourLearningTest, AnAnswerIsAwaitedOnlyOnItsPortAndForAWhile) {
+    NeighbourTable table(64);
+    NeighbourLearning learning(table);
+    const IpAddress a = ip("10.10.2.11"), b = ip("10.10.2.12");
+    learning.asked(1, a, kSecondNs);
+    EXPECT_EQ(learning.heard(0, a, kMacA, kSecondNs), NeighbourLearning::Outcome::unsolicited) << "other port";
+    learning.asked(1, b, kSecondNs);
+    EXPECT_EQ(learning.heard(1, b, kMacA, kSecondNs + NeighbourLearning::kPendingNs + 1),
+              NeighbourLearning::Outcome::unsolicited)
+        << "an answer long after the question";
+    EXPECT_EQ(learning.heard(1, a, kMacA, 2 * kSecondNs), NeighbourLearning::Outcome::learned);
+    EXPECT_EQ(table.size(), 1u);
+}
+
+TEST(NeighbourLearningTest, AFullTableIsCountedNotSilent) {
+    NeighbourTable table(16);
+    NeighbourLearning learning(table);
+    for (uint32_t i = 0; i < 17; ++i) learning.asked(0, numbered(i), kSecondNs);
+    for (uint32_t i = 0; i < 16; ++i) {
+        ASSERT_EQ(learning.heard(0, numbered(i), mac_of(i), kSecondNs), NeighbourLearning::Outcome::learned);
+    }
+    EXPECT_EQ(learning.heard(0, numbered(16), mac_of(16), kSecondNs), NeighbourLearning::Outcome::full);
+    EXPECT_EQ(learning.refused_full(), 1u);
+    EXPECT_EQ(learning.unsolicited(), 0u);
 }
 
 }  // namespace

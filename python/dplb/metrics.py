@@ -104,6 +104,16 @@ _CONTROL_COUNTERS = (
     ),
     ("dropped", "dplb_control_dropped_packets_total", "Packets the control path dropped."),
     ("loops", "dplb_control_loops_total", "Turns of the control lcore's loop."),
+    (
+        "neighbours_ignored",
+        "dplb_control_neighbours_ignored_total",
+        "ARP/ND senders not learned: not a next hop the node asked for or knows.",
+    ),
+    (
+        "neighbours_full",
+        "dplb_control_neighbour_table_full_total",
+        "Next hops not learned: the neighbour table was full.",
+    ),
 )
 # (field of CounterTable, metric suffix, help) for services and reals alike. The unit
 # goes last; incoming/outgoing as node_exporter's node_ipvs_incoming_bytes_total (in:

@@ -3,6 +3,8 @@
 JSON object.
 
   arp IFACE IP                 ARP request for IP; the MAC that answered
+  arpscan IFACE IP COUNT       COUNT ARP requests for IP, each from another made-up sender
+                               (address and MAC), as a scan or a spoofer sends them
   nd IFACE SRC IP              IPv6 neighbour solicitation for IP; the MAC that answered
   udp HOST PORT COUNT          COUNT datagrams from COUNT sockets; the answers
   flood IFACE DST_MAC ROUNDS   malformed frames at the VIPs, ROUNDS times each kind
@@ -22,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from scapy.arch import get_if_hwaddr
@@ -53,6 +56,23 @@ def arp(iface: str, ip: str) -> dict[str, Any]:
     if reply is None or ARP not in reply:
         return {"mac": None}
     return {"mac": reply[ARP].hwsrc, "ip": reply[ARP].psrc, "op": int(reply[ARP].op)}
+
+
+def arpscan(iface: str, ip: str, count: int) -> dict[str, Any]:
+    sock = conf.L2socket(iface=iface)
+    try:
+        for i in range(count):
+            mac = f"02:5c:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+            sender = f"10.30.{i >> 8 & 255}.{i & 255}"
+            sock.send(
+                Ether(dst="ff:ff:ff:ff:ff:ff", src=mac)
+                / ARP(op="who-has", hwsrc=mac, psrc=sender, pdst=ip)
+            )
+            if i % 256 == 255:
+                time.sleep(0.01)  # a scan's pace, not a flood of the control path
+    finally:
+        sock.close()
+    return {"sent": count}
 
 
 def nd(iface: str, src: str, ip: str) -> dict[str, Any]:
@@ -234,6 +254,8 @@ def main(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
     if command == "arp":
         result = arp(args[0], args[1])
+    elif command == "arpscan":
+        result = arpscan(args[0], args[1], int(args[2]))
     elif command == "nd":
         result = nd(args[0], args[1], args[2])
     elif command == "udp":

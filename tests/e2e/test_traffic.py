@@ -1,7 +1,7 @@
 """Traffic through one node with one worker (so rr is exact): HTTP over an IPv4 and an
 IPv6 VIP to three real servers, a 50 MB download, 1,000 short connections in a row, a
 UDP service; and the node's own answers: ARP and ND for the VIPs, ping of a port address
-through the exception path to the kernel."""
+through the exception path to the kernel; an ARP scan does not fill its neighbour table."""
 
 from __future__ import annotations
 
@@ -151,6 +151,28 @@ def test_ping_of_a_port_address_is_answered_through_the_kernel(lab: Lab) -> None
 
     after = wait_until(replies_counted, 10, "the node to count the ping replies")
     assert after["to_kernel"] >= before["to_kernel"] + 6
+
+
+def test_an_arp_scan_leaves_room_for_a_new_next_hop(lab: Lab) -> None:
+    """6,000 ARP requests from made-up senders (more than the 4,096 neighbours the node
+    keeps) take no neighbour slot: a client address the node has never seen, whose
+    replies need a new neighbour entry, is then served as the others are."""
+    t = lab.topology
+    before = lab.node.fresh_status()["control"]
+    client_tool(lab, "arpscan", "eth0", t.vip4, "6000")
+
+    def scan_counted() -> dict[str, int] | None:
+        control: dict[str, int] = lab.node.status()["control"]
+        return control if control["neighbours_ignored"] >= before["neighbours_ignored"] + 6000 else None
+
+    after = wait_until(scan_counted, 20, "the node to count the scan's senders as ignored")
+    assert after["neighbours_full"] == before["neighbours_full"]
+    fresh = "10.10.1.77"
+    lab.client("ip", "addr", "add", f"{fresh}/24", "dev", "eth0")
+    try:
+        assert curl(lab, f"http://{t.vip4}/", "--interface", fresh).startswith("rs")
+    finally:
+        lab.client("ip", "addr", "del", f"{fresh}/24", "dev", "eth0")
 
 
 def test_nothing_was_dropped(lab: Lab) -> None:

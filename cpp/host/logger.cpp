@@ -1,6 +1,6 @@
 // Logger: drains the workers' log rings on its own thread and writes JSON lines with
 // size-based rotation (path -> path.1 -> ... -> path.<keep>).
-#include "core/logger.hpp"
+#include "host/logger.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,10 @@
 
 #include "core/engine.hpp"
 
-namespace dplb::core {
+namespace dplb::host {
+
+using namespace dplb::core;
+
 namespace {
 
 constexpr size_t kWriteChunk = 64 * 1024;  // buffered lines are written in chunks this big
@@ -67,7 +70,7 @@ void append_time(std::string& out, int64_t wall_ns) {
     const time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000LL);
     tm t{};
     gmtime_r(&secs, &t);
-    char buf[40];
+    char buf[80];  // room for any int fields: no truncation warning at any -O
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
                   t.tm_hour, t.tm_min, t.tm_sec, static_cast<long long>((wall_ns % 1'000'000'000LL) / 1000));
     out += "{\"time\":\"";
@@ -397,4 +400,4 @@ void Logger::rotate() {
     if (!open_file()) write_errors_.fetch_add(1, std::memory_order_relaxed);
 }
 
-}  // namespace dplb::core
+}  // namespace dplb::host

@@ -1,6 +1,7 @@
 // Logger: the logger thread of DESIGN section 1. It drains the workers' log rings and the
 // control side's events, writes them as JSON lines with size-based rotation, and reports
-// drop counters that grew. A slow or full disk slows only this thread: workers never wait
+// drop counters that grew. Host side (a thread and files); the rings and the record
+// format stay in core (core/log_record.hpp). A slow or full disk slows only this thread: workers never wait
 // for it (a full ring drops the record and counts it in WorkerStats::log_dropped).
 #pragma once
 
@@ -20,8 +21,10 @@
 #include "core/log_record.hpp"
 
 namespace dplb::core {
-
 class Engine;
+}  // namespace dplb::core
+
+namespace dplb::host {
 
 struct LoggerOptions {
     std::string path;                   // the log file; rotated ones are path.1 (newest) ... path.<keep>
@@ -51,7 +54,7 @@ struct LoggerStats {
 class Logger {
 public:
     // Opens (appends to) the file; throws std::runtime_error saying why it cannot.
-    Logger(Engine& engine, LoggerOptions options);
+    Logger(core::Engine& engine, LoggerOptions options);
     ~Logger();
     Logger(const Logger&) = delete;
     Logger& operator=(const Logger&) = delete;
@@ -81,7 +84,7 @@ public:
 private:
     void run();
     bool drain(bool all);
-    void format_record(const LogRecord& r);
+    void format_record(const core::LogRecord& r);
     void format_event(const std::string& name, const std::string& fields);
     void report_drops(bool force);
     void begin_line(std::string_view event, uint64_t record_ns, bool has_record_time);
@@ -91,7 +94,7 @@ private:
     bool open_file();
     void close_file();
 
-    Engine& engine_;
+    core::Engine& engine_;
     LoggerOptions options_;
     std::thread thread_;
 
@@ -118,7 +121,7 @@ private:
     int64_t wall_minus_mono_ns_ = 0;  // refreshed once per pass
     int64_t wall_now_ns_ = 0;
     std::chrono::steady_clock::time_point next_report_;
-    std::array<uint64_t, kDropReasonCount> reported_drops_{};
+    std::array<uint64_t, core::kDropReasonCount> reported_drops_{};
     uint64_t reported_log_dropped_ = 0;
 
     std::atomic<uint64_t> lines_written_{0};
@@ -129,4 +132,4 @@ private:
     std::atomic<uint64_t> events_dropped_{0};
 };
 
-}  // namespace dplb::core
+}  // namespace dplb::host
