@@ -27,6 +27,10 @@ public:
     // The owning worker only (one writer).
     void add(T n) noexcept { v_.store(static_cast<T>(load() + n), std::memory_order_relaxed); }
     void sub(T n) noexcept { v_.store(static_cast<T>(load() - n), std::memory_order_relaxed); }
+    // The writer publishes with release what a reader must see ordered after its earlier
+    // writes (a real's active count: its slot is free at 0); the reader loads with acquire.
+    void add_release(int64_t n) noexcept { v_.store(static_cast<T>(load() + n), std::memory_order_release); }
+    T load_acquire() const noexcept { return v_.load(std::memory_order_acquire); }
     SingleWriterCounter& operator+=(T n) noexcept {
         add(n);
         return *this;

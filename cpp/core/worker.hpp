@@ -118,7 +118,7 @@ public:
     // the worker last published them (release), and the zeroing of a slot that no
     // snapshot names and no session uses, for its next owner.
     uint32_t active_sessions_of(uint32_t slot) const {
-        return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(reals_[slot].active)).load(std::memory_order_acquire);
+        return reals_[slot].active.load_acquire();
     }
     void reset_real_counters(uint32_t slot) { reals_[slot] = RealCounters{}; }
     uint64_t now_ns() const { return now_ns_; }
@@ -153,7 +153,7 @@ private:
     // A real's active count, written with release: the control side reads it to know
     // when the real's slot is unused (active_sessions_of).
     static void add_active(RealCounters& rc, int32_t by) {
-        std::atomic_ref<uint32_t>(rc.active).store(rc.active + static_cast<uint32_t>(by), std::memory_order_release);
+        rc.active.add_release(by);
     }
     // Connection log: pushes a record of `s` to the log ring, or counts it dropped when
     // the ring is full (the logger is behind); never waits. Cold: only sessions of
