@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/log_record.hpp"
@@ -23,6 +24,7 @@ inline constexpr uint64_t kTickNs = 10'000'000;  // timer resolution: 10 ms
 inline constexpr uint32_t kWheelSlots = 8192;    // 82 s per turn of the wheel
 inline constexpr uint32_t kMaxRealsPerService = 4096;
 inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pipeline)
+inline constexpr uint32_t kHoldExpiryBudget = 1024;  // port holds ended per clock call at most
 
 enum class Verdict : uint8_t {
     transmit,   // send on `port`
@@ -100,9 +102,10 @@ public:
     struct LocalAddress {
         IpAddress address;
         uint8_t port;
-        PortPool pool;
     };
     const std::vector<LocalAddress>& local_addresses() const { return laddrs_; }
+    // The ports of those addresses (indexed as local_addresses()); nullptr without any.
+    const PortPool* port_pool() const { return pool_.get(); }
 
 private:
     Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in,
@@ -152,6 +155,7 @@ private:
     SessionTable table_;
     TimerWheel wheel_;
     std::vector<LocalAddress> laddrs_;
+    std::unique_ptr<PortPool> pool_;         // the ports of laddrs_, per (laddr, real)
     std::vector<uint32_t> laddr_cursor_;     // per port: round-robin over its local addresses
     std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
     std::vector<RealCounters> reals_;        // per real slot

@@ -110,6 +110,7 @@ class HarnessDataplane:
             logger = self.engine.logger
             logger_stats = logger.stats() if logger is not None else None
             ports = [{"name": p.name} for p in self.engine.config.dataplane.ports]
+            laddrs = self.engine.local_addresses()
         return Telemetry(
             kind=self.kind,
             started_at=self._started_at.timestamp(),
@@ -117,4 +118,5 @@ class HarnessDataplane:
             counters=counters,
             ports=ports,
             logger=logger_stats,
+            local_addresses=laddrs,
         )

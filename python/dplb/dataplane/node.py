@@ -140,4 +140,5 @@ class NodeDataplane:
             latency=rt.latency(),
             logger=logger.stats() if logger is not None else None,
             dpdk_version=getattr(_core, "dpdk_version", None),
+            local_addresses=rt.local_addresses(),
         )

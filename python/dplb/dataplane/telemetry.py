@@ -4,7 +4,7 @@ counter table of services and reals it reads cheaply."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # The per-service and per-real counters of CounterTable, in this order.
@@ -58,7 +58,9 @@ class Telemetry:
     tx_packets, rx_bytes, tx_bytes, rx_missed, rx_errors, tx_errors, rx_nombuf, link_up,
     speed_mbps, device, steering). `control`: the control lcore's counters, if any.
     `latency`: DPDK latency stats (enabled, min_ns, avg_ns, max_ns, jitter_ns), if any.
-    `logger`: the logger thread's stats, if it runs."""
+    `logger`: the logger thread's stats, if it runs. `local_addresses`: one dict per
+    worker's local address (worker, address, ports_in_use, ports_resting,
+    ports_busiest_real, ports_per_real)."""
 
     kind: str
     started_at: float  # Unix time
@@ -69,3 +71,4 @@ class Telemetry:
     latency: dict[str, Any] | None = None
     logger: dict[str, Any] | None = None
     dpdk_version: str | None = None
+    local_addresses: list[dict[str, Any]] = field(default_factory=list)
