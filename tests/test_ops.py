@@ -120,6 +120,7 @@ class RuntimeLikeDataplane:
             latency=latency,
             logger=logger,
             dpdk_version="DPDK 22.11.11",
+            local_addresses=t.local_addresses,
         )
 
 
@@ -195,7 +196,7 @@ def test_promtool_accepts_a_runtime_scrape(runtime_scrape: str) -> None:
 def test_promtool_checks_the_alert_rules() -> None:
     r = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 7 rules found" in r.stdout
+    assert "SUCCESS: 8 rules found" in r.stdout
 
 
 @needs_promtool
@@ -220,6 +221,7 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_a_runbook() -> None:
         "DplbNodeDown",
         "DplbWorkerSaturated",
         "DplbDropsRising",
+        "DplbLocalPortsRunningOut",
         "DplbRealDown",
         "DplbSessionTableFull",
         "DplbConfigRefused",
