@@ -163,6 +163,6 @@ def test_prometheus_scrapes_a_node_and_sees_its_series_move(tmp_path: Path) -> N
         assert {dict(k)["port"] for k in services} == {"80", "53"}
         # The alert rules loaded into a real server and none fires on a healthy node.
         rules = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        assert sum(len(g["rules"]) for g in rules) == 7
+        assert sum(len(g["rules"]) for g in rules) == 8
         firing = httpx.get(f"{url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
         assert [a for a in firing if a["state"] == "firing"] == []
