@@ -25,7 +25,7 @@ inline core::EngineConfig bench_engine_config(uint32_t sessions, const std::arra
     EngineConfig c;
     c.workers = 1;
     c.sessions_per_worker = sessions + 1024;
-    c.local_port_reuse_delay_s = 0;
+    c.local_port_real_time_wait_s = 0;
     PortConfig client_side, real_side;
     client_side.name = "port0";
     client_side.mac = client_side_mac;

@@ -49,10 +49,9 @@ HTTP_PORT = 80
 REAL_PORT = 8080
 BULK_PORT = 5201
 CONNECTIONS = 32
-# Local addresses of the dplb worker: each lends 64,512 ports, and a freed port rests 60 s
-# (dataplane.local_ports.reuse_delay, the real server's TIME_WAIT), so 10 s of short
-# connections at ~25,000/s take four of them: an operator sizes them to connections per
-# second x reuse delay.
+# Local addresses of the dplb worker: each lends 64,512 ports toward each real, busy 60 s
+# after a close by the real (dataplane.local_ports.real_time_wait, its TIME_WAIT): sized
+# to new connections per second toward one real x 60 s / 64,512 (README, "Local ports").
 LOCAL_ADDRESSES = 16
 
 AIMS = {

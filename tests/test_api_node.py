@@ -40,7 +40,9 @@ def test_local_addresses_per_worker_with_ports_in_use(tmp_path: Path) -> None:
         ("2001:db8:2::102", "port1", 1),
     ]
     assert sum(a["ports_in_use"] for a in laddrs) == 1
-    assert {a["ports_total"] for a in laddrs} == {65535 - 1024 + 1}
+    assert sum(a["ports_busiest_real"] for a in laddrs) == 1
+    assert {a["ports_resting"] for a in laddrs} == {0}
+    assert {a["ports_per_real"] for a in laddrs} == {65535 - 1024 + 1}
 
 
 def test_stats_follow_the_traffic(tmp_path: Path) -> None:

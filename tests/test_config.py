@@ -248,6 +248,11 @@ def test_bad_timeouts() -> None:
     assert set(errors) == {"services[0].timeouts.tcp_syn", "dataplane.timeouts.udp"}
 
 
+def test_reuse_delay_is_refused_with_what_replaced_it() -> None:
+    config = node_config(local_ports={"reuse_delay": 60})
+    assert "real_time_wait" in error_at(config, "dataplane.local_ports.reuse_delay")
+
+
 def test_local_ports_last_below_first() -> None:
     config = node_config(local_ports={"first": 2000, "last": 1000})
     assert "2000" in error_at(config, "dataplane.local_ports.last")

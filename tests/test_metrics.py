@@ -231,3 +231,36 @@ def test_a_real_health_verdict_shows_as_up_zero(node: Node) -> None:
     samples = parse(collector.render())
     assert value(samples, "dplb_real_up", **SERVICE, real="10.0.2.11:8080") == 0
     assert value(samples, "dplb_real_up", **SERVICE, real="10.0.2.12:8080") == 1
+
+
+def test_local_address_ports_show_in_use_resting_and_the_busiest_real(
+    client: TestClient, node: Node
+) -> None:
+    laddr = {"core": "0", "address": "10.0.2.101"}
+    before = scrape(client)
+    assert value(before, "dplb_local_address_ports_limit", **laddr) == 65535 - 1024 + 1
+    assert value(before, "dplb_local_address_ports", **laddr, state="in_use") == 0
+    assert value(before, "dplb_local_address_busiest_real_ports", **laddr) == 0
+    assert value(before, "dplb_core_local_port_holds_cut_total", core="0") == 0
+
+    flow = TcpFlow(node.engine, 40010)
+    with node.dataplane.lock:
+        flow.handshake()
+    during = scrape(client)
+    assert value(during, "dplb_local_address_ports", **laddr, state="in_use") == 1
+    assert value(during, "dplb_local_address_busiest_real_ports", **laddr) == 1
+
+    with node.dataplane.lock:  # the real closes first, then the session is reset
+        flow.to_client(flow.from_real("FA", seq=5001, ack=1001))
+        flow.to_real(flow.from_client("FA", seq=1001, ack=5002))
+        node.engine.reset_session(flow.client, flow.client_port, flow.vip, 80, "tcp")
+        node.engine.advance(1)
+    resting = scrape(client)
+    assert value(resting, "dplb_local_address_ports", **laddr, state="in_use") == 0
+    assert value(resting, "dplb_local_address_ports", **laddr, state="resting") == 1
+    assert value(resting, "dplb_local_address_busiest_real_ports", **laddr) == 1
+    with node.dataplane.lock:
+        node.engine.advance(60)  # the real's TIME_WAIT is over
+    after = scrape(client)
+    assert value(after, "dplb_local_address_ports", **laddr, state="resting") == 0
+    assert value(after, "dplb_local_address_busiest_real_ports", **laddr) == 0

@@ -124,6 +124,7 @@ class RuntimeLikeDataplane:
             logger=logger,
             dpdk_version="DPDK 22.11.11",
             liveness=Liveness(),
+            local_addresses=t.local_addresses,
         )
 
 
@@ -226,6 +227,7 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_a_runbook() -> None:
         "DplbDataplaneNotAlive",
         "DplbWorkerSaturated",
         "DplbDropsRising",
+        "DplbLocalPortsRunningOut",
         "DplbRealDown",
         "DplbSessionTableFull",
         "DplbConfigRefused",

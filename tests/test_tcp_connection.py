@@ -194,56 +194,22 @@ def test_reset_closes_the_session_after_tcp_close(engine: Engine) -> None:
 # -- local ports ---------------------------------------------------------------------
 
 
-def test_local_port_waits_out_the_reuse_delay() -> None:
-    # One local port per local address: the second connection must wait for the first
-    # one's port, and then for the reuse delay after the first session ended.
-    engine = make_engine(local_ports={"first": 40000, "last": 40000, "reuse_delay": 60})
-    first = TcpFlow(engine, 50001)
-    first.handshake()
-    assert first.local_port == 40000
-
-    second = TcpFlow(engine, 50002)
-    assert send(engine, second.from_client("S", seq=1)) == []
-    assert drops(engine)["no_local_port"] == 1
-    assert second.session() is None
-
-    # Close the first connection; it lingers in time_wait for 60 s and then expires.
-    first.to_real(first.from_client("FA", seq=1001, ack=5001))
-    first.to_client(first.from_real("FA", seq=5001, ack=1002))
-    engine.advance(60)
-    assert engine.sessions() == []
-
-    # The port rests for reuse_delay (60 s) after the session ended.
-    assert send(engine, second.from_client("S", seq=1)) == []
-    engine.advance(59)
-    assert send(engine, second.from_client("S", seq=1)) == []
-    assert drops(engine)["no_local_port"] == 3
-    engine.advance(1)
-    out = second.syn(seq=1)
-    assert out[TCP].sport == 40000
-    assert second.session() is not None
-    assert drops(engine)["no_local_port"] == 3
-
-
-def test_local_port_with_no_reuse_delay_is_taken_at_once() -> None:
-    engine = make_engine(local_ports={"first": 40000, "last": 40000, "reuse_delay": 0})
-    first = TcpFlow(engine, 50001)
-    first.syn()
-    engine.advance(30)  # the SYN-only session expires
-    assert engine.sessions() == []
-    second = TcpFlow(engine, 50002)
-    assert second.syn()[TCP].sport == 40000
+# How ports are pooled per real, held and reused: test_local_ports.py.
 
 
 def test_local_ports_come_from_the_configured_range() -> None:
     engine = make_engine(local_ports={"first": 30000, "last": 30003})
-    ports = set()
-    for cport in range(41000, 41004):
+    ports: dict[str, set[int]] = {}
+    for cport in range(41000, 41008):  # rr over the service's two reals
         flow = TcpFlow(engine, cport)
         flow.syn()
-        ports.add(flow.local_port)
-    assert ports == {30000, 30001, 30002, 30003}
-    assert send(engine, TcpFlow(engine, 41004).from_client("S")) == []
+        ports.setdefault(flow.real, set()).add(flow.local_port)
+    # The range toward each real (the real sees local address, port, itself, its port).
+    assert ports == {
+        "10.0.2.11": {30000, 30001, 30002, 30003},
+        "10.0.2.12": {30000, 30001, 30002, 30003},
+    }
+    assert send(engine, TcpFlow(engine, 41008).from_client("S")) == []
     assert drops(engine)["no_local_port"] == 1
 
 

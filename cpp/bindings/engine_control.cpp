@@ -44,13 +44,18 @@ uint64_t engine_sessions_reset(const Engine& engine) {
 py::list engine_local_addresses(const Engine& engine) {
     py::list out;
     for (uint32_t w = 0; w < engine.worker_count(); ++w) {
-        for (const Worker::LocalAddress& la : engine.worker(w).local_addresses()) {
+        const Worker& worker = engine.worker(w);
+        const std::vector<Worker::LocalAddress>& laddrs = worker.local_addresses();
+        for (uint32_t i = 0; i < laddrs.size(); ++i) {
+            const PortPool::Use use = worker.port_pool()->use(i);
             py::dict d;
-            d["address"] = la.address.to_string();
-            d["port"] = la.port;
+            d["address"] = laddrs[i].address.to_string();
+            d["port"] = laddrs[i].port;
             d["worker"] = w;
-            d["ports_in_use"] = la.pool.in_use();
-            d["ports_total"] = la.pool.capacity();
+            d["ports_in_use"] = use.in_use;
+            d["ports_resting"] = use.resting;
+            d["ports_busiest_real"] = use.busiest;
+            d["ports_per_real"] = worker.port_pool()->ports_per_real();
             out.append(d);
         }
     }

@@ -25,7 +25,8 @@ void engine_apply_services(core::Engine& engine, const std::vector<core::Service
 // Sessions removed on request so far, summed over the workers.
 uint64_t engine_sessions_reset(const core::Engine& engine);
 
-// Every local (SNAT) address: its worker, port index and how many source ports it uses.
+// Every local (SNAT) address: its worker, port index and what its source ports do (in
+// use, resting toward reals in TIME_WAIT, busy toward the busiest real, per real).
 pybind11::list engine_local_addresses(const core::Engine& engine);
 
 }  // namespace dplb::bindings

@@ -107,6 +107,8 @@ py::list engine_worker_stats(const Engine& engine) {
         py::dict d = stats_dict(engine.worker(w).stats());
         d["sessions"] = engine.worker(w).sessions().size();
         d["session_capacity"] = engine.worker(w).sessions().capacity();
+        const PortPool* pool = engine.worker(w).port_pool();
+        d["local_port_holds_cut"] = pool != nullptr ? pool->holds_cut() : 0;
         out.append(d);
     }
     return out;

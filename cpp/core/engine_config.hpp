@@ -56,7 +56,11 @@ struct EngineConfig {
     uint32_t sessions_per_worker = 65536;
     uint16_t local_port_first = 1024;
     uint16_t local_port_last = 65535;
-    uint32_t local_port_reuse_delay_s = 60;  // a released port rests this long (TIME_WAIT)
+    // How long a real holds a port in TIME_WAIT after it closed first (Linux: 60 s): the
+    // port stays busy toward that real that long from the close, and no longer.
+    uint32_t local_port_real_time_wait_s = 60;
+    // Unix time (ns) at which the workers' clocks read 0 (PortPoolConfig::clock_epoch_ns).
+    uint64_t local_port_clock_epoch_ns = 0;
     uint32_t max_reals = 65536;              // per-real counter slots per worker
     uint32_t max_services = 65536;
     std::vector<PortConfig> ports;

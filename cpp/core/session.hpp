@@ -90,6 +90,8 @@ inline constexpr uint8_t kSessionMacToClient = 0x08;  // mac_to_client is known
 inline constexpr uint8_t kSessionClientAddress = 0x10;
 // Its service had `connection_log` when it opened: its close is logged too.
 inline constexpr uint8_t kSessionLogged = 0x20;
+// The real sent the first FIN: it will hold the 4-tuple in TIME_WAIT (PortPool holds).
+inline constexpr uint8_t kSessionRealClosedFirst = 0x40;
 inline constexpr uint8_t kSessionInUse = 0x80;
 
 // Session::ca_flags

@@ -44,12 +44,21 @@ Worker::Worker(const WorkerView& view, uint32_t id)
       reals_(view.config().max_reals),
       wlc_active_(kMaxRealsPerService, 0) {
     const EngineConfig& c = view.config();
-    uint64_t reuse_ns = uint64_t(c.local_port_reuse_delay_s) * 1'000'000'000ULL;
     for (size_t p = 0; p < c.ports.size(); ++p) {
         if (c.ports[p].local_addresses.empty()) continue;
-        for (const IpAddress& a : c.ports[p].local_addresses[id]) {
-            laddrs_.push_back({a, static_cast<uint8_t>(p), PortPool(c.local_port_first, c.local_port_last, reuse_ns)});
-        }
+        for (const IpAddress& a : c.ports[p].local_addresses[id]) laddrs_.push_back({a, static_cast<uint8_t>(p)});
+    }
+    if (!laddrs_.empty()) {
+        PortPoolConfig pc;
+        pc.first = c.local_port_first;
+        pc.last = c.local_port_last;
+        pc.local_addresses = static_cast<uint32_t>(laddrs_.size());
+        pc.hold_ns = uint64_t(c.local_port_real_time_wait_s) * 1'000'000'000ULL;
+        // A hold outlives its session: as many holds as sessions before the oldest is cut.
+        pc.max_in_use = c.sessions_per_worker;
+        pc.max_holds = c.sessions_per_worker;
+        pc.clock_epoch_ns = c.local_port_clock_epoch_ns;
+        pool_ = std::make_unique<PortPool>(pc);
     }
 }
 
@@ -60,6 +69,7 @@ void Worker::set_clock(uint64_t now_ns) {
     drain_commands();
     wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); }, kExpiryBudget);
     if (wheel_.behind()) ++stats_.expiry_behind;
+    if (pool_) pool_->expire_holds(now_ns_, kHoldExpiryBudget);
 }
 
 void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t n, bool handed_in) {
@@ -278,7 +288,7 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
         uint32_t i = (cursor + k) % n;
         LocalAddress& la = laddrs_[i];
         if (la.port != to_real->port || la.address.is_v4() != real.address.is_v4()) continue;
-        if (auto port = la.pool.acquire(now_ns_)) {
+        if (auto port = pool_->acquire(i, real.address, real.port, now_ns_)) {
             laddr = static_cast<int>(i);
             lport = *port;
             cursor = i + 1;
@@ -297,7 +307,7 @@ SessionRef Worker::create_session(const ParsedPacket& p, const ServiceEntry& svc
     const uint64_t out_hash = hash_key(out);
     SessionRef ref = table_.insert(p.key, hash, out, out_hash, /*defer_outbound=*/true);
     if (!ref) {
-        laddrs_[static_cast<size_t>(laddr)].pool.release(lport, now_ns_);
+        pool_->release(static_cast<uint32_t>(laddr), real.address, real.port, lport, now_ns_, 0);
         why = DropReason::session_table_full;
         return {};
     }
@@ -362,7 +372,13 @@ void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Directi
     if (flags & kTcpRst) {
         s.state = TcpState::close;
     } else {
-        if (flags & kTcpFin) s.flags |= dir == Direction::inbound ? kSessionFinFromClient : kSessionFinFromReal;
+        if (flags & kTcpFin) {
+            // The real's FIN before any of the client's: the real will be in TIME_WAIT.
+            if (dir == Direction::outbound && !(s.flags & (kSessionFinFromClient | kSessionFinFromReal))) {
+                s.flags |= kSessionRealClosedFirst;
+            }
+            s.flags |= dir == Direction::inbound ? kSessionFinFromClient : kSessionFinFromReal;
+        }
         const bool both_fin = (s.flags & (kSessionFinFromClient | kSessionFinFromReal)) ==
                               (kSessionFinFromClient | kSessionFinFromReal);
         switch (s.state) {
@@ -411,7 +427,15 @@ int Worker::track_tcp(Session& s, const TcpSegment& seg, Direction dir) {
 void Worker::expire(uint32_t index, CloseReason why) {
     Session& s = table_.at(index);
     if (s.flags & kSessionLogged) [[unlikely]] log_session(s, LogKind::session_close, why);
-    laddrs_[s.local_address].pool.release(s.outbound.dst_port, now_ns_);
+    // A real that closed first holds the 4-tuple in TIME_WAIT from its last packet (its
+    // timer restarts on each): the port stays busy toward it until then, else it is free
+    // at once (the client closed first, or a reset: the real keeps no TIME_WAIT).
+    uint64_t hold_until = 0;
+    if ((s.flags & kSessionRealClosedFirst) && s.state != TcpState::close) {
+        const uint32_t idle_ticks = now_tick_ - (s.expire_tick - s.timeout_ticks);
+        hold_until = now_ns_ - std::min<uint64_t>(now_ns_, uint64_t(idle_ticks) * kTickNs) + pool_->hold_ns();
+    }
+    pool_->release(s.local_address, s.outbound.src, s.outbound.src_port, s.outbound.dst_port, now_ns_, hold_until);
     RealCounters& rc = reals_[s.real_slot];
     if (rc.active > 0) add_active(rc, -1);
     ++stats_.sessions_expired;

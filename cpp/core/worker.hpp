@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/log_record.hpp"
@@ -28,6 +29,7 @@ inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pi
 // stall the worker ~180 ms in one call. The rest waits for the next move (the worker
 // loop moves the clock again at once while expiry_behind()).
 inline constexpr uint32_t kExpiryBudget = 1024;
+inline constexpr uint32_t kHoldExpiryBudget = 1024;  // port holds ended per clock call at most
 
 enum class Verdict : uint8_t {
     transmit,   // send on `port`
@@ -127,9 +129,10 @@ public:
     struct LocalAddress {
         IpAddress address;
         uint8_t port;
-        PortPool pool;
     };
     const std::vector<LocalAddress>& local_addresses() const { return laddrs_; }
+    // The ports of those addresses (indexed as local_addresses()); nullptr without any.
+    const PortPool* port_pool() const { return pool_.get(); }
 
 private:
     Action process_one(PacketView& pkt, const ParsedPacket& p, const ServiceTable& services, bool handed_in,
@@ -188,6 +191,7 @@ private:
     SessionTable table_;
     TimerWheel wheel_;
     std::vector<LocalAddress> laddrs_;
+    std::unique_ptr<PortPool> pool_;         // the ports of laddrs_, per (laddr, real)
     std::vector<uint32_t> laddr_cursor_;     // per port: round-robin over its local addresses
     std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
     std::vector<RealCounters> reals_;        // per real slot

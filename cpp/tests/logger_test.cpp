@@ -31,7 +31,7 @@ EngineConfig config(bool connection_log, uint32_t sessions = 64) {
     EngineConfig c;
     c.workers = 1;
     c.sessions_per_worker = sessions;
-    c.local_port_reuse_delay_s = 0;
+    c.local_port_real_time_wait_s = 0;
     PortConfig client_side, real_side;
     client_side.name = "port0";
     client_side.mac = {2, 0, 0, 0, 0, 1};

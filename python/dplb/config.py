@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -163,11 +164,27 @@ class TimeoutOverrides(ConfigModel):
 
 
 class LocalPorts(ConfigModel):
-    """Source ports dplb takes on each local address, and how long a freed one rests."""
+    """Source ports dplb takes on each local address, toward each real (the real sees
+    local address, port, its own address and port: a port in use toward one real is free
+    toward the others), and how long a real holds a port in TIME_WAIT after it closed
+    the connection first (Linux: 60 s, fixed). Such a port stays busy toward that real
+    that long from the close; any other port is free once its session is gone."""
 
     first: Port = 1024
     last: Port = 65535
-    reuse_delay: Annotated[int, Strict(), Field(ge=0, le=3600)] = 60
+    real_time_wait: Annotated[int, Strict(), Field(ge=0, le=3600)] = 60
+    # Gone: a freed port rested this long after its session's own time_wait (twice).
+    reuse_delay: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+
+    @field_validator("reuse_delay")
+    @classmethod
+    def _reuse_delay_is_gone(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(
+                "replaced by real_time_wait (the real's TIME_WAIT, 60 s on Linux): a port "
+                "now rests only toward a real that closed first, and only that long"
+            )
+        return None
 
     @field_validator("last")
     @classmethod

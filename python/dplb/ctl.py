@@ -324,10 +324,17 @@ def _audit_text(data: list[dict[str, Any]]) -> str:
 
 def _laddrs_text(data: list[dict[str, Any]]) -> str:
     rows = [
-        [a["address"], a["port"], a["worker"], f"{a['ports_in_use']}/{a['ports_total']}"]
+        [
+            a["address"],
+            a["port"],
+            a["worker"],
+            a["ports_in_use"],
+            a["ports_resting"],
+            f"{a['ports_busiest_real']}/{a['ports_per_real']}",
+        ]
         for a in data
     ]
-    return table(rows, ["ADDRESS", "PORT", "WORKER", "SOURCE-PORTS-IN-USE"])
+    return table(rows, ["ADDRESS", "PORT", "WORKER", "IN-USE", "RESTING", "BUSIEST-REAL"])
 
 
 # -- commands ------------------------------------------------------------------------

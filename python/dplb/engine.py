@@ -4,6 +4,7 @@ same config conversion to build its DPDK runtime."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,15 +84,24 @@ def logger_options(
     return opts
 
 
-def to_engine_config(cfg: NodeConfig) -> Any:
-    """Converts a validated NodeConfig into the C++ EngineConfig."""
+def to_engine_config(
+    cfg: NodeConfig, *, monotonic_clock: bool = False, clock_epoch_ns: int | None = None
+) -> Any:
+    """Converts a validated NodeConfig into the C++ EngineConfig. The workers' clocks are
+    CLOCK_MONOTONIC with `monotonic_clock` (the DPDK runtime), else they start at 0 now
+    (the harness); `clock_epoch_ns` sets the Unix time at which they read 0 instead (the
+    local ports' walk follows the wall clock, so that a restart does not begin with the
+    ports a previous run left in the reals' TIME_WAIT)."""
     dp = cfg.dataplane
     core = _core.EngineConfig()
     core.workers = dp.workers
     core.sessions_per_worker = dp.sessions_per_worker
     core.local_port_first = dp.local_ports.first
     core.local_port_last = dp.local_ports.last
-    core.local_port_reuse_delay_s = dp.local_ports.reuse_delay
+    core.local_port_real_time_wait_s = dp.local_ports.real_time_wait
+    if clock_epoch_ns is None:
+        clock_epoch_ns = time.time_ns() - (time.monotonic_ns() if monotonic_clock else 0)
+    core.local_port_clock_epoch_ns = clock_epoch_ns
     core.max_services = dp.max_services
     core.max_reals = dp.max_reals
     ports = []
@@ -112,9 +122,15 @@ class Engine:
     """`Engine(config)` builds the engine; `process(frame, port)` returns what leaves as
     `(port, frame)` pairs; `advance(seconds)` moves its clock."""
 
-    def __init__(self, config: NodeConfig | Mapping[str, Any]) -> None:
+    def __init__(
+        self, config: NodeConfig | Mapping[str, Any], *, started_at_ns: int | None = None
+    ) -> None:
+        """`started_at_ns`: the Unix time (ns) at which its clock reads 0 (default: now);
+        a test restarts a node by making a second engine that starts later."""
         self.config = config if isinstance(config, NodeConfig) else parse_config(config)
-        self._core = _core.HarnessEngine(to_engine_config(self.config))
+        self._core = _core.HarnessEngine(
+            to_engine_config(self.config, clock_epoch_ns=started_at_ns)
+        )
         self._now_ns = 0
         self.port_names = [p.name for p in self.config.dataplane.ports]
 

@@ -2,8 +2,9 @@
 dataplane at scrape time (never a Python object updated per packet), and `GET /metrics`.
 
 Every series carries `cluster` and `node`; per core `core`, per service `vip`, `port`,
-`protocol`, per real also `real` (address:port), per NIC `nic`. Counters end in
-`_total`, times are seconds. There is no per-client label.
+`protocol`, per real also `real` (address:port), per NIC `nic`, per local address `core`
+and `address`. Counters end in `_total`, times are seconds. There is no per-client label
+(nor a per-real one on local ports: the busiest real stands for the others).
 
 A node with 100,000 reals exposes about a million samples: the collector keeps the
 label text of each service and real while the engine snapshot stays the same, and
@@ -68,6 +69,11 @@ _CORE_COUNTERS = (
         "awaiting_neighbour",
         "dplb_core_awaiting_neighbour_packets_total",
         "Packets held by the control side until a next hop's MAC was known.",
+    ),
+    (
+        "local_port_holds_cut",
+        "dplb_core_local_port_holds_cut_total",
+        "Local port holds (a real's TIME_WAIT) ended early: the core's hold table was full.",
     ),
 )
 _CLIENT_ADDRESS_EVENTS = (
@@ -305,6 +311,7 @@ class DataplaneCollector(Collector):
         self._cores(t, out)
         self._services(t.counters, out)
         self._nics(t, out)
+        self._local_addresses(t, out)
         return out
 
     def _node(self, t: Telemetry, out: list[Family | Histogram]) -> None:
@@ -724,6 +731,51 @@ class DataplaneCollector(Collector):
                     [int(p["speed_mbps"]) * 125_000 for p in t.ports],
                 )
             )
+
+    def _local_addresses(self, t: Telemetry, out: list[Family | Histogram]) -> None:
+        """Source ports per local address (and core): without a per-real label, the
+        real with the most busy ports stands for the others."""
+        if not t.local_addresses:
+            return
+        laddrs = Labels((*self.base.names, "core", "address"))
+        for a in t.local_addresses:
+            laddrs.add((*self.base.values[0], str(a["worker"]), str(a["address"])))
+        by_state = Labels((*laddrs.names, "state"))
+        state_values: list[int] = []
+        for values, a in zip(laddrs.values, t.local_addresses, strict=True):
+            for state, key in (("in_use", "ports_in_use"), ("resting", "ports_resting")):
+                by_state.add((*values, state))
+                state_values.append(int(a[key]))
+        out.append(
+            Family(
+                "dplb_local_address_ports",
+                "gauge",
+                "Source ports of the local address in sessions (in_use) or held toward reals "
+                "that closed first, for their TIME_WAIT (resting); summed over the reals.",
+                by_state,
+                state_values,
+            )
+        )
+        out.append(
+            Family(
+                "dplb_local_address_busiest_real_ports",
+                "gauge",
+                "Source ports of the local address busy (in use or resting) toward the real "
+                "with the most: at dplb_local_address_ports_limit new connections toward it "
+                "are dropped (no_local_port).",
+                laddrs,
+                [int(a["ports_busiest_real"]) for a in t.local_addresses],
+            )
+        )
+        out.append(
+            Family(
+                "dplb_local_address_ports_limit",
+                "gauge",
+                "Source ports of the local address toward each real (local_ports.first..last).",
+                laddrs,
+                [int(a["ports_per_real"]) for a in t.local_addresses],
+            )
+        )
 
 
 # -- GET /metrics --------------------------------------------------------------------

@@ -226,7 +226,9 @@ class Node:
                 "this build of dplb has no DPDK runtime (libdpdk-dev was missing at build time)"
             )
         self.cfg = cfg
-        self.runtime = _core.Runtime(to_engine_config(cfg), runtime_options(cfg))
+        self.runtime = _core.Runtime(
+            to_engine_config(cfg, monotonic_clock=True), runtime_options(cfg)
+        )
         self.started_at = 0.0
 
     def start(self) -> None:

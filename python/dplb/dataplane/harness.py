@@ -127,11 +127,12 @@ class HarnessDataplane:
             logger = self.engine.logger
             logger_stats = logger.stats() if logger is not None else None
             ports = [
-                {"name": p.name, **counters}
-                for p, counters in zip(
+                {"name": p.name, **port_counters}
+                for p, port_counters in zip(
                     self.engine.config.dataplane.ports, self.engine.port_stats(), strict=True
                 )
             ]
+            laddrs = self.engine.local_addresses()
         return Telemetry(
             kind=self.kind,
             started_at=self._started_at.timestamp(),
@@ -140,4 +141,5 @@ class HarnessDataplane:
             ports=ports,
             logger=logger_stats,
             liveness=self.liveness(),
+            local_addresses=laddrs,
         )

@@ -195,11 +195,16 @@ class EngineStats(Model):
 
 
 class LocalAddress(Model):
+    """A worker's SNAT address and what its ports do. Ports are pooled per (local
+    address, real): each real can have `ports_per_real` at once."""
+
     address: str
     port: str
     worker: int
-    ports_in_use: int
-    ports_total: int
+    ports_in_use: int  # in sessions, summed over the reals
+    ports_resting: int  # held toward reals that closed first (their TIME_WAIT), summed
+    ports_busiest_real: int  # in use or resting toward the real with the most
+    ports_per_real: int
 
 
 # -- status -------------------------------------------------------------------------

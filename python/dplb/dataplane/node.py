@@ -156,4 +156,5 @@ class NodeDataplane:
             logger=logger.stats() if logger is not None else None,
             dpdk_version=getattr(_core, "dpdk_version", None),
             liveness=self._liveness.observe(ports, cores, control, time.monotonic()),
+            local_addresses=rt.local_addresses(),
         )

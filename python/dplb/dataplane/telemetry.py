@@ -4,7 +4,7 @@ counter table of services and reals it reads cheaply."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dplb.dataplane.models import Liveness
@@ -61,7 +61,9 @@ class Telemetry:
     speed_mbps, device, steering). `control`: the control lcore's counters, if any.
     `latency`: DPDK latency stats (enabled, min_ns, avg_ns, max_ns, jitter_ns), if any.
     `logger`: the logger thread's stats, if it runs. `liveness`: whether the data plane
-    is alive (models.Liveness)."""
+    is alive (models.Liveness).
+    `local_addresses`: one dict per worker's local address (worker, address,
+    ports_in_use, ports_resting, ports_busiest_real, ports_per_real)."""
 
     kind: str
     started_at: float  # Unix time
@@ -73,3 +75,4 @@ class Telemetry:
     logger: dict[str, Any] | None = None
     dpdk_version: str | None = None
     liveness: Liveness | None = None
+    local_addresses: list[dict[str, Any]] = field(default_factory=list)
