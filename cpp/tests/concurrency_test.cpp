@@ -27,7 +27,7 @@ EngineConfig config() {
     EngineConfig c;
     c.workers = kWorkers;
     c.sessions_per_worker = 4096;
-    c.local_port_reuse_delay_s = 0;
+    c.local_port_real_time_wait_s = 0;
     PortConfig client_side, real_side;
     client_side.name = "port0";
     client_side.mac = {2, 0, 0, 0, 0, 1};

@@ -47,7 +47,7 @@ EngineConfig config(uint32_t workers, uint32_t max_reals = 65536, uint32_t sessi
     c.workers = workers;
     c.sessions_per_worker = sessions;
     c.max_reals = max_reals;
-    c.local_port_reuse_delay_s = 0;
+    c.local_port_real_time_wait_s = 0;
     PortConfig clients, reals;
     clients.name = "port0";
     clients.addresses = {*Prefix::parse("10.0.1.1/24")};

@@ -163,7 +163,11 @@ def test_an_arp_scan_leaves_room_for_a_new_next_hop(lab: Lab) -> None:
 
     def scan_counted() -> dict[str, int] | None:
         control: dict[str, int] = lab.node.status()["control"]
-        return control if control["neighbours_ignored"] >= before["neighbours_ignored"] + 6000 else None
+        return (
+            control
+            if control["neighbours_ignored"] >= before["neighbours_ignored"] + 6000
+            else None
+        )
 
     after = wait_until(scan_counted, 20, "the node to count the scan's senders as ignored")
     assert after["neighbours_full"] == before["neighbours_full"]

@@ -48,7 +48,9 @@ def get_caller(who: Viewer) -> Caller:
     return Caller(name=who.name, role=who.role)
 
 
-@public_router.get("/health", responses={503: {"model": Health, "description": "The data plane failed"}})
+@public_router.get(
+    "/health", responses={503: {"model": Health, "description": "The data plane failed"}}
+)
 def get_health(node: NodeDep, response: Response) -> Health:
     """Liveness for monitors and load balancers, no token needed: 200 with `ok` or
     `degraded`, 503 with `failed` (a worker or the control lcore stuck, a port that
