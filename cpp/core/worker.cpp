@@ -196,10 +196,8 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
     Session& s = *ref.session;
     if (s.neighbour_generation != view_.neighbours().generation()) [[unlikely]] resolve_macs(s);
     const bool mac_known = s.flags & kSessionMacToReal;
-    if (s.flags & kSessionClientAddress) [[unlikely]] {
-        if (!mac_known) return drop(DropReason::no_neighbour);
-        return inbound_client_address(pkt, p, ref);
-    }
+    // A next hop without a MAC yet: deliver() hands the frame to be held, as below.
+    if (s.flags & kSessionClientAddress) [[unlikely]] return inbound_client_address(pkt, p, ref);
     int counted = flags;
     if (tcp) {
         counted = track_tcp(s, tcp_segment(pkt.data, p), Direction::inbound);
@@ -228,10 +226,7 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
     Session& s = *ref.session;
     if (s.neighbour_generation != view_.neighbours().generation()) [[unlikely]] resolve_macs(s);
     const bool mac_known = s.flags & kSessionMacToClient;
-    if (s.flags & kSessionClientAddress) [[unlikely]] {
-        if (!mac_known) return drop(DropReason::no_neighbour);
-        return outbound_client_address(pkt, p, ref);
-    }
+    if (s.flags & kSessionClientAddress) [[unlikely]] return outbound_client_address(pkt, p, ref);
     const bool tcp = p.key.proto == kTcp;
     int counted = p.tcp_flags;
     if (tcp) {

@@ -260,12 +260,17 @@ Action Worker::deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direc
         s.bytes_in += pkt.len;
         ++rc.packets_in;
         rc.bytes_in += pkt.len;
+        // The next hop's MAC is not known yet: the control side holds the frame and
+        // sends it when the neighbour answers (a client on a connected subnet that the
+        // node has not asked about), as for any other session.
+        if (!(s.flags & kSessionMacToReal)) [[unlikely]] return await_neighbour(pkt, s.port_to_real);
         set_ethernet(pkt.data, mac_of(s.mac_to_real), view_.port_mac(s.port_to_real));
         return transmit(pkt, s.port_to_real);
     }
     s.bytes_out += pkt.len;
     ++rc.packets_out;
     rc.bytes_out += pkt.len;
+    if (!(s.flags & kSessionMacToClient)) [[unlikely]] return await_neighbour(pkt, s.port_to_client);
     set_ethernet(pkt.data, mac_of(s.mac_to_client), view_.port_mac(s.port_to_client));
     return transmit(pkt, s.port_to_client);
 }

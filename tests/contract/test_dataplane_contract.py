@@ -123,8 +123,15 @@ def test_stats(dataplane: Dataplane) -> None:
 def test_local_addresses(dataplane: Dataplane) -> None:
     got = [a.model_dump() for a in dataplane.local_addresses()]
     in_use = {(a["worker"], a["address"]): a.pop("ports_in_use") for a in got}
+    busiest = {(a["worker"], a["address"]): a.pop("ports_busiest_real") for a in got}
     assert sorted(got, key=lambda a: (a["worker"], a["address"])) == [
-        {"address": a, "port": "port1", "worker": w, "ports_total": LOCAL_PORTS}
+        {
+            "address": a,
+            "port": "port1",
+            "worker": w,
+            "ports_per_real": LOCAL_PORTS,
+            "ports_resting": 0,
+        }
         for w, a in [
             (0, "10.0.2.101"),
             (0, "2001:db8:2::101"),
@@ -137,6 +144,7 @@ def test_local_addresses(dataplane: Dataplane) -> None:
     assert in_use == {
         (w, a): sum(1 for s in sessions if s.worker == w and s.local == a) for w, a in in_use
     }
+    assert all(busiest[k] <= in_use[k] for k in in_use)
 
 
 def test_reset_of_no_session_removes_nothing(dataplane: Dataplane) -> None:
