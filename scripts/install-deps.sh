@@ -13,6 +13,7 @@ packages=(
   iproute2 ethtool iputils-ping curl nftables
   haproxy nginx tcpdump
   prometheus
+  etcd-server etcd-client # the cluster store: its tests run a real 3-member etcd
   chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
 what="Debian packages"

@@ -66,12 +66,16 @@ BAD_PATHS = routes(BAD_PARAMS, only_with_params=True)
 
 
 def test_every_route_is_covered() -> None:
-    assert len(ROUTES) == 31
+    assert len(ROUTES) == 33
     assert {m for m, _ in WRITES} == {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def query_of(path: str) -> str:
-    return "?from_version=1" if path.endswith("/config/diff") else ""
+    if path.endswith("/config/diff"):
+        return "?from_version=1"
+    if path.endswith("/cluster/wait"):
+        return "?version=1&timeout=1"
+    return ""
 
 
 @pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r not in UNAUTHENTICATED])

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -269,11 +270,72 @@ class ApiSection(ConfigModel):
     audit_log_keep: Annotated[int, Strict(), Field(ge=0, le=1000)] = 5
 
 
+# An etcd endpoint: `host:port`, `http://host:port` or `https://host:port`.
+EtcdEndpoint = Annotated[
+    str, Field(pattern=r"^(https?://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
+]
+
+
+def _endpoints_only(value: Any) -> Any:
+    """Accept `etcd: [host:port, ...]` as short for `etcd: {endpoints: [...]}`."""
+    if isinstance(value, list | str):
+        return {"endpoints": _one_or_many(value)}
+    return value
+
+
+class EtcdSection(ConfigModel):
+    """The cluster's etcd (v3 API): tried in turn, the first that answers is used."""
+
+    endpoints: Annotated[list[EtcdEndpoint], Field(min_length=1, max_length=16)]
+    # Keys live under <prefix>/<node.cluster>/.
+    prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")] = "/dplb/v1"
+    # TLS: with https:// endpoints or a CA file. cert_file and key_file: a client
+    # certificate, both or neither.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # etcd's own users (auth enable): both or neither.
+    user: Annotated[str, Field(min_length=1)] | None = None
+    password: str | None = None
+    # Each request gives up after this long and the next endpoint is tried.
+    timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # The node's member key lives as long as this lease, kept alive at a third of it.
+    lease_ttl: Annotated[int, Strict(), Field(ge=3, le=300)] = 10
+
+    @model_validator(mode="after")
+    def _pairs(self) -> EtcdSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"{missing}: a client certificate needs both cert_file and key_file")
+        if (self.user is None) != (self.password is None):
+            missing = "password" if self.password is None else "user"
+            raise ValueError(f"{missing}: etcd authentication needs both user and password")
+        schemes = {e.split("://")[0] if "://" in e else "" for e in self.endpoints}
+        if "https" in schemes and len(schemes) > 1:
+            raise ValueError("endpoints: all https:// or none (TLS is one setting for all)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return (
+            self.ca_file is not None
+            or self.cert_file is not None
+            or any(e.startswith("https://") for e in self.endpoints)
+        )
+
+
 class StoreSection(ConfigModel):
+    # A standalone node's desired config, in a YAML file; or the cluster's, in etcd.
     file: Path | None = None
-    etcd: list[str] | None = None
+    etcd: Annotated[EtcdSection | None, BeforeValidator(_endpoints_only)] = None
     # Past versions kept in the history (the newest ones; version numbers still grow).
     keep_versions: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSection:
+        if self.file is not None and self.etcd is not None:
+            raise ValueError("etcd: a node has one store, store.file or store.etcd, not both")
+        return self
 
 
 class RealSection(ConfigModel):

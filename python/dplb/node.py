@@ -383,7 +383,8 @@ def serve_api(cfg: NodeConfig, node: Node, out: TextIO) -> None:
 
     app = create_app(cfg, NodeDataplane(node.runtime, cfg))
     server = make_server(app, cfg.api.listen)
-    print(f"dplb: API on http://{cfg.api.listen}/api/v1 (store {cfg.store.file})", file=out)
+    where = cfg.store.file or "etcd " + ",".join(cfg.store.etcd.endpoints if cfg.store.etcd else [])
+    print(f"dplb: API on http://{cfg.api.listen}/api/v1 (store {where})", file=out)
     out.flush()
     server.run()
 
@@ -427,11 +428,11 @@ def run(config_path: str, out: TextIO = sys.stdout, status_file: str | None = No
             daemon=True,
         )
         reporter.start()
-        if cfg.store.file is not None:
+        if cfg.store.file is not None or cfg.store.etcd is not None:
             serve_api(cfg, node, out)  # returns on SIGINT/SIGTERM
             stop.set()
         else:
-            print("dplb: no API (store.file is not set)", file=out)
+            print("dplb: no API (neither store.file nor store.etcd is set)", file=out)
             out.flush()
             stop.wait()
         reporter.join()

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from dplb.config import ConfigError, NodeConfig, parse_config
 from dplb.config_diff import Change, diff_configs
 from dplb.dataplane import Dataplane
-from dplb.store import ApplyStatus, Desired, FieldError, Store, VersionConflict
+from dplb.store import ApplyStatus, Desired, FieldError, Store, StoreError, VersionConflict
 
 log = logging.getLogger("dplb.reconciler")
 
@@ -203,7 +203,7 @@ class Reconciler:
         self.status = status
         try:
             await self.store.write_status(status)
-        except OSError as exc:  # the status is also kept in memory; applying goes on
+        except (OSError, StoreError) as exc:  # kept in memory too; applying goes on
             log.error("cannot write the apply status: %s", exc)
         async with self._changed:
             self._changed.notify_all()

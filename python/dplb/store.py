@@ -44,6 +44,10 @@ class VersionConflict(StoreError):
         self.current = current
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (etcd down or without quorum): nothing was written."""
+
+
 class VersionNotFound(StoreError):
     def __init__(self, version: int) -> None:
         super().__init__(f"no version {version}")
@@ -81,6 +85,32 @@ class ApplyStatus(BaseModel):
     last_result: Literal["applied", "unchanged", "refused"] | None = None
     last_at: datetime | None = None
     errors: list[FieldError] = []
+
+
+class MemberInfo(BaseModel):
+    """What a node tells the cluster about itself while it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    api: str | None = None
+    sync: str | None = None
+    workers: int
+    local_addresses: list[str] = []
+    version: str
+    started_at: datetime
+
+
+class StoreHealth(BaseModel):
+    """Whether the store answers, as this node last saw it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["file", "etcd"]
+    up: bool
+    endpoint: str | None = None
+    last_contact: datetime | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +165,22 @@ class Store(Protocol):
     async def write_status(self, status: ApplyStatus) -> None: ...
 
     async def read_status(self, node: str) -> ApplyStatus | None: ...
+
+    async def statuses(self) -> list[ApplyStatus]:
+        """Every node's status, by node name."""
+        ...
+
+    async def join(self, member: MemberInfo) -> None:
+        """Announces this node as a member for as long as it runs (until `leave`)."""
+        ...
+
+    async def leave(self) -> None: ...
+
+    async def members(self) -> list[MemberInfo]:
+        """The nodes that run now, by node name."""
+        ...
+
+    def health(self) -> StoreHealth: ...
 
 
 # Strings written plain (unquoted): names, dotted IPv4 addresses and prefixes. Anything
@@ -252,6 +298,7 @@ class FileStore:
         # Parsed versions: reading a large YAML config takes seconds, and versions never
         # change. Callers treat `Desired.data` as read-only.
         self._parsed: dict[int, Desired] = {}
+        self._member: MemberInfo | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.history_dir.mkdir(exist_ok=True)
         self.status_dir.mkdir(exist_ok=True)
@@ -309,6 +356,29 @@ class FileStore:
         except FileNotFoundError:
             return None
         return ApplyStatus.model_validate_json(text)
+
+    async def statuses(self) -> list[ApplyStatus]:
+        def read_all() -> list[ApplyStatus]:
+            out = []
+            for path in sorted(self.status_dir.glob("*.json")):
+                with contextlib.suppress(OSError, ValueError):
+                    out.append(ApplyStatus.model_validate_json(path.read_text()))
+            return out
+
+        return await asyncio.to_thread(read_all)
+
+    async def join(self, member: MemberInfo) -> None:
+        self._member = member
+
+    async def leave(self) -> None:
+        self._member = None
+
+    async def members(self) -> list[MemberInfo]:
+        """A standalone node is its own cluster."""
+        return [self._member] if self._member is not None else []
+
+    def health(self) -> StoreHealth:
+        return StoreHealth(kind="file", up=True, endpoint=str(self.path))
 
     # -- files -----------------------------------------------------------------------
     @contextlib.contextmanager

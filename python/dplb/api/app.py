@@ -20,12 +20,22 @@ from dplb.api.changes import ConfigWriter
 from dplb.api.context import NodeContext
 from dplb.api.errors import install_error_handlers
 from dplb.api.origin import SameOriginWrites
-from dplb.api.routes import audit, config, fallback, node, reals, services, sessions, stats
+from dplb.api.routes import (
+    audit,
+    cluster,
+    config,
+    fallback,
+    node,
+    reals,
+    services,
+    sessions,
+    stats,
+)
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
 from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
-from dplb.store import FileStore, Store
+from dplb.store import FileStore, MemberInfo, Store, StoreUnavailable
 from dplb.web import web_admin
 
 API_PREFIX = "/api/v1"
@@ -38,12 +48,55 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def default_store(node_config: NodeConfig) -> FileStore:
-    if node_config.store.etcd:
-        raise ValueError("store.etcd: the etcd store is not there yet; use store.file")
+def default_store(node_config: NodeConfig) -> Store:
+    """The node config's store: the cluster's etcd, or a standalone node's file."""
+    etcd = node_config.store.etcd
+    if etcd is not None:
+        from dplb.cluster.etcd_store import EtcdStore
+        from dplb.cluster.layout import local_part
+
+        return EtcdStore(
+            etcd,
+            cluster=node_config.node.cluster,
+            node=node_config.node.name,
+            local=local_part(node_config.model_dump(mode="json", exclude_unset=True)),
+            keep_versions=node_config.store.keep_versions,
+        )
     if node_config.store.file is None:
-        raise ValueError("store.file: a standalone node needs a file for its desired config")
+        raise ValueError("store: the API needs store.file (a standalone node) or store.etcd")
     return FileStore(node_config.store.file, keep=node_config.store.keep_versions)
+
+
+def member_info(node_config: NodeConfig, dataplane: Dataplane) -> MemberInfo:
+    """What this node tells the cluster about itself."""
+    status = dataplane.status()
+    listen = node_config.api.listen
+    return MemberInfo(
+        node=node_config.node.name,
+        api=f"http://{listen}",
+        workers=node_config.dataplane.workers,
+        local_addresses=sorted(
+            {str(a) for p in node_config.dataplane.ports for w in p.local_addresses for a in w}
+        ),
+        version=__version__,
+        started_at=status.started_at,
+    )
+
+
+async def start_config(store: Store, node_config: NodeConfig, reconciler: Reconciler) -> int:
+    """Seeds an empty store and applies its config once; returns the version the
+    reconciler watches after. A store that does not answer is no reason not to start:
+    the node runs its node config and catches up when the store is back."""
+    try:
+        await seed_store(store, node_config)
+        first = await store.read()
+    except StoreUnavailable as exc:
+        log.warning("the store is unavailable at start (%s): running the node config", exc)
+        return 0
+    if first is None:
+        return 0
+    await reconciler.reconcile(first)
+    return first.version
 
 
 def default_audit_path(node_config: NodeConfig, store: Store) -> Path | None:
@@ -75,10 +128,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reconciler = Reconciler(the_store, dataplane)
-        await seed_store(the_store, node_config)
-        first = await the_store.read()
-        if first is not None:
-            await reconciler.reconcile(first)
+        after = await start_config(the_store, node_config, reconciler)
+        await the_store.join(member_info(node_config, dataplane))
         app.state.node = NodeContext(
             node_config=node_config,
             store=the_store,
@@ -87,15 +138,14 @@ def create_app(
             audit=the_audit,
             writer=ConfigWriter(the_store, reconciler, the_audit, apply_timeout),
         )
-        task = asyncio.create_task(
-            reconciler.run(after=first.version if first else 0), name="dplb-reconciler"
-        )
+        task = asyncio.create_task(reconciler.run(after=after), name="dplb-reconciler")
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await the_store.leave()
 
     app = FastAPI(
         title="dplb",
@@ -110,7 +160,7 @@ def create_app(
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(node.public_router)
-    for module in (services, reals, sessions, stats, node, config, audit):
+    for module in (services, reals, sessions, stats, node, config, audit, cluster):
         api.include_router(module.router)
     api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)

@@ -16,10 +16,11 @@ from dplb.api.audit import AuditLog, note
 from dplb.api.auth import Principal
 from dplb.api.errors import ApiError
 from dplb.api.models import ChangeResult
+from dplb.cluster.view import wait_applied
 from dplb.config import ConfigError, NodeConfig, parse_config
 from dplb.config_diff import diff_configs
 from dplb.reconciler import Reconciler
-from dplb.store import Store, VersionConflict
+from dplb.store import Store, StoreUnavailable, VersionConflict
 
 # Edits the desired config (a mapping as written, edited in place) given its validated
 # form; returns a one-line description for the history. Raises ApiError (404, 409).
@@ -108,7 +109,13 @@ class ConfigWriter:
     # -- steps -----------------------------------------------------------------------
     async def _current(self) -> tuple[int, NodeConfig]:
         cached = self._parsed
-        if cached is not None and cached[0] == await self.store.current_version():
+        try:
+            version = await self.store.current_version()
+        except StoreUnavailable:
+            if cached is None:
+                raise
+            return cached  # reads go on from the last config read; a write will fail
+        if cached is not None and cached[0] == version:
             return cached
         current = await self.store.read()
         if current is None:
@@ -169,7 +176,12 @@ class ConfigWriter:
         if status is None:
             return ChangeResult(version=info.version, status="pending", changes=changes)
         if status.applied_version is not None and status.applied_version >= info.version:
-            return ChangeResult(version=info.version, status="applied", changes=changes)
+            cluster = None
+            if request.query_params.get("wait") == "applied":
+                cluster = await wait_applied(self.store, info.version, self.apply_timeout)
+            return ChangeResult(
+                version=info.version, status="applied", changes=changes, cluster=cluster
+            )
         # Validated as the node validates, and yet refused (the engine ran out of
         # something): write the version before it again, so that the refused change does
         # not go live later, when something else changes.

@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from dplb.api.audit import note
 from dplb.config import ConfigError
+from dplb.store import StoreUnavailable
 
 log = logging.getLogger("dplb.api")
 
@@ -102,7 +103,15 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error"}, status_code=500)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        ApiError(503, [("(store)", f"{exc}; nothing was written: try again when it is back")]),
+        request.scope,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ConfigError, _config_error)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from dplb.cluster.view import ClusterWait
 from dplb.config import (
     HealthCheckSection,
     NodeConfig,
@@ -86,6 +87,8 @@ class ChangeResult(Model):
     version: int
     status: ChangeStatus
     changes: list[Change] = []
+    # with `?wait=applied`: which live nodes of the cluster applied the version
+    cluster: ClusterWait | None = None
 
 
 class ServiceChange(ChangeResult):

@@ -35,8 +35,10 @@ def serve_harness(config_path: str, listen: str | None = None) -> int:
     except (OSError, ConfigError) as exc:
         print(f"dplb: {config_path}: {exc}", file=sys.stderr)
         return 1
-    if cfg.store.file is None:
-        print(f"dplb: {config_path}: store.file: the API needs a store file", file=sys.stderr)
+    if cfg.store.file is None and cfg.store.etcd is None:
+        print(
+            f"dplb: {config_path}: store: the API needs store.file or store.etcd", file=sys.stderr
+        )
         return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(cfg, HarnessDataplane(Engine(cfg)))

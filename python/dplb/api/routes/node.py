@@ -11,6 +11,7 @@ from dplb.api.deps import NodeDep, Viewer
 from dplb.api.errors import READ_ERRORS
 from dplb.api.models import Caller, ConfigStatus, Health, NodeStatus
 from dplb.dataplane import LocalAddress
+from dplb.store import StoreUnavailable
 
 router = APIRouter(tags=["node"])
 # Routes that need no token (dplb.api.auth.TokenFirst lets them through).
@@ -18,9 +19,11 @@ public_router = APIRouter(tags=["node"])
 
 
 async def config_status(node: NodeContext) -> ConfigStatus:
-    return ConfigStatus(
-        **dict(node.reconciler.status), desired_version=await node.store.current_version() or None
-    )
+    try:
+        desired: int | None = await node.store.current_version() or None
+    except StoreUnavailable:
+        desired = None  # not known while the store is away
+    return ConfigStatus(**dict(node.reconciler.status), desired_version=desired)
 
 
 @router.get("/node", responses=READ_ERRORS)
