@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from dplb import __version__
 from dplb.dataplane import COUNTER_FIELDS, CounterTable, Dataplane, Telemetry
 from dplb.engine import DROP_REASONS
-from dplb.store import ApplyStatus
+from dplb.store import ApplyStatus, StoreHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -284,8 +284,10 @@ class DataplaneCollector(Collector):
         node: str,
         apply_status: Callable[[], ApplyStatus | None] | None = None,
         real_up: Callable[[], Mapping[RealKey, bool]] | None = None,
+        store_health: Callable[[], StoreHealth] | None = None,
     ) -> None:
         self.dataplane = dataplane
+        self.store_health = store_health
         self.apply_status = apply_status
         self.real_up = real_up
         self.base = Labels(("cluster", "node"))
@@ -372,6 +374,17 @@ class DataplaneCollector(Collector):
                         [status.last_at.timestamp()],
                     )
                 )
+        out.append(
+            Family(
+                "dplb_config_snapshot_generation",
+                "gauge",
+                "The engine's service snapshot in force: it grows at each apply that changed "
+                "something, never for a config that changed nothing.",
+                base,
+                [t.counters.generation],
+            )
+        )
+        self._store(out)
         sessions = sum(int(c["sessions"]) for c in t.cores)
         capacity = sum(int(c["session_capacity"]) for c in t.cores)
         out.append(
@@ -466,6 +479,32 @@ class DataplaneCollector(Collector):
                     "(0: /api/v1/health says failed, and why).",
                     base,
                     [int(t.liveness.state != "failed")],
+                )
+            )
+
+    def _store(self, out: list[Family | Histogram]) -> None:
+        if self.store_health is None:
+            return
+        health = self.store_health()
+        labels = self.base.extended("store", health.kind)
+        out.append(
+            Family(
+                "dplb_store_up",
+                "gauge",
+                "1 while the node reaches its config store (etcd with quorum, or its file).",
+                labels,
+                [1 if health.up else 0],
+            )
+        )
+        if health.last_contact is not None:
+            age = max(0.0, time.time() - health.last_contact.timestamp())
+            out.append(
+                Family(
+                    "dplb_store_last_contact_age_seconds",
+                    "gauge",
+                    "Seconds since the store last answered this node.",
+                    labels,
+                    [0.0 if health.kind == "file" else age],
                 )
             )
 
@@ -798,6 +837,7 @@ def app_collector(app: Any) -> DataplaneCollector | None:
         cluster=node.node_config.node.cluster,
         node=node.node_config.node.name,
         apply_status=lambda: reconciler.status,
+        store_health=node.store.health,
     )
     app.state.metrics_collector = collector
     return collector

@@ -224,12 +224,19 @@ class Reconciler:
         return self.status
 
     async def run(self, after: int = 0) -> None:
-        """Reconciles every desired version newer than `after`, for ever."""
-        async for desired in self.store.watch(after=after):
+        """Reconciles every desired version newer than `after`, for ever. A watch that
+        ends or fails is started again after the last version handled."""
+        while True:
             try:
-                await self.reconcile(desired)
-            except Exception:  # keep the node's config loop alive whatever happens
-                log.exception("reconciling version %d failed", desired.version)
+                async for desired in self.store.watch(after=after):
+                    try:
+                        await self.reconcile(desired)
+                    except Exception:  # keep the node's config loop alive whatever happens
+                        log.exception("reconciling version %d failed", desired.version)
+                    after = max(after, desired.version)
+            except Exception:
+                log.exception("the store's watch failed: watching again after %d", after)
+            await asyncio.sleep(1.0)
 
 
 async def seed_store(store: Store, node_config: NodeConfig) -> None:

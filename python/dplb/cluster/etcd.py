@@ -304,6 +304,13 @@ class EtcdClient:
             problem = f"{self.endpoint}: {exc.details() or exc.code().name}"
             await self._drop(stubs, rotate=True)
             raise EtcdUnavailable(f"etcd watch broke: {problem}") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller stops
+            # grpc cancels the stream when its channel is closed under it
+            await self._drop(stubs, rotate=False)
+            raise EtcdUnavailable(f"etcd watch on {self.endpoint} was cancelled") from None
 
 
 def put_op(key: bytes, value: bytes, *, lease: int = 0) -> Any:

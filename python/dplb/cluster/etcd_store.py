@@ -99,6 +99,9 @@ class EtcdStore:
     ) -> None:
         self.cfg = cfg
         self.client = EtcdClient(cfg)
+        # The watch on a channel of its own: a request that fails over closes its channel,
+        # which must not cut the watch (nor the other way round).
+        self.watch_client = EtcdClient(cfg)
         self.keys = Keys(cfg.prefix, cluster)
         self.cluster = cluster
         self.node = node
@@ -339,13 +342,13 @@ class EtcdStore:
         while True:
             try:
                 if relist:
-                    reply = await self.client.range(self.keys.head)
+                    reply = await self.watch_client.range(self.keys.head)
                     seen = int(reply.header.revision)
                     relist = False
                     if reply.kvs:
                         head = _Head(int(reply.kvs[0].mod_revision), reply.kvs[0].value)
                         yield await self._desired_of(head)
-                async for response in self.client.watch(self.keys.head, seen + 1):
+                async for response in self.watch_client.watch(self.keys.head, seen + 1):
                     backoff = WATCH_BACKOFF[0]
                     if response.compact_revision:
                         log.warning(
@@ -444,7 +447,7 @@ class EtcdStore:
                     await self.write_status(self._status)
                 await asyncio.sleep(ttl / 3)
             except (StoreUnavailable, EtcdError) as exc:
-                log.debug("member keep-alive: %s", exc)
+                log.info("member keep-alive: %s", exc)
                 await asyncio.sleep(min(1.0, ttl / 3))
 
     async def leave(self) -> None:
@@ -459,6 +462,7 @@ class EtcdStore:
     async def close(self) -> None:
         await self.leave()
         await self.client.close()
+        await self.watch_client.close()
 
     def health(self) -> StoreHealth:
         c = self.client
