@@ -81,17 +81,21 @@ class EtcdCluster:
         self.wait_healthy()
         return self
 
-    def etcdctl(self, *args: str, endpoints: list[str] | None = None, check: bool = True) -> str:
-        result = subprocess.run(
-            [ETCDCTL, "--endpoints", ",".join(endpoints or self.live_endpoints()), *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "ETCDCTL_API": "3"},
-            timeout=30,
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(f"etcdctl {' '.join(args)}: {result.stderr.strip()}")
-        return result.stdout
+    def etcdctl(self, *args: str, endpoints: list[str] | None = None, attempts: int = 10) -> str:
+        """Runs etcdctl; tries again while an election is under way (up to `attempts`)."""
+        for attempt in range(attempts):
+            result = subprocess.run(
+                [ETCDCTL, "--endpoints", ",".join(endpoints or self.live_endpoints()), *args],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "ETCDCTL_API": "3"},
+                timeout=30,
+            )
+            if result.returncode == 0:
+                return result.stdout
+            if attempt + 1 < attempts:
+                time.sleep(0.5)
+        raise RuntimeError(f"etcdctl {' '.join(args)}: {result.stderr.strip()}")
 
     def live_endpoints(self) -> list[str]:
         return [
@@ -102,7 +106,7 @@ class EtcdCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.etcdctl("endpoint", "health", "--command-timeout=2s")
+                self.etcdctl("endpoint", "health", "--command-timeout=2s", attempts=1)
                 return
             except (RuntimeError, subprocess.TimeoutExpired):
                 if time.monotonic() > deadline:

@@ -80,6 +80,7 @@ class EtcdClient:
         self._channel: grpc.aio.Channel | None = None
         self._stubs: Stubs | None = None
         self._connect_lock = asyncio.Lock()
+        self._closing: set[grpc.aio.Channel] = set()
         self.last_contact: float | None = None  # time.time() of the last answer
         self.last_error: str | None = None
         self.up = False
@@ -142,10 +143,22 @@ class EtcdClient:
                 self._index = (self._index + 1) % len(self.endpoints)
                 self.failovers += 1
         if channel is not None:
+            # Calls still under way on it end on their own deadline: closing it now would
+            # fail them as if their endpoint had failed too.
+            self._closing.add(channel)
+            asyncio.get_running_loop().call_later(
+                2 * self.cfg.timeout, lambda: asyncio.ensure_future(self._close(channel))
+            )
+
+    async def _close(self, channel: grpc.aio.Channel) -> None:
+        if channel in self._closing:
+            self._closing.discard(channel)
             await channel.close()
 
     async def close(self) -> None:
         await self._drop(None, rotate=False)
+        for channel in list(self._closing):
+            await self._close(channel)
 
     def _contact(self) -> None:
         self.last_contact = time.time()
@@ -180,7 +193,8 @@ class EtcdClient:
                 problems.append(f"{endpoint}: {exc.details() or code.name}")
                 await self._drop(stubs, rotate=True)
                 continue
-            except OSError as exc:  # a certificate file that cannot be read
+            except (OSError, grpc.aio.UsageError, grpc.aio.InternalError) as exc:
+                # a certificate file that cannot be read, a channel closed under the call
                 problems.append(f"{endpoint}: {exc}")
                 await self._drop(stubs, rotate=True)
                 continue
@@ -304,6 +318,9 @@ class EtcdClient:
             problem = f"{self.endpoint}: {exc.details() or exc.code().name}"
             await self._drop(stubs, rotate=True)
             raise EtcdUnavailable(f"etcd watch broke: {problem}") from None
+        except (grpc.aio.UsageError, grpc.aio.InternalError) as exc:
+            await self._drop(stubs, rotate=True)
+            raise EtcdUnavailable(f"etcd watch broke: {self.endpoint}: {exc}") from None
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

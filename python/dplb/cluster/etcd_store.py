@@ -449,6 +449,9 @@ class EtcdStore:
             except (StoreUnavailable, EtcdError) as exc:
                 log.info("member keep-alive: %s", exc)
                 await asyncio.sleep(min(1.0, ttl / 3))
+            except Exception:  # the member key must be kept whatever happens
+                log.exception("member keep-alive failed")
+                await asyncio.sleep(min(1.0, ttl / 3))
 
     async def leave(self) -> None:
         task, self._keeper = self._keeper, None
