@@ -4,7 +4,7 @@ scripts (the API's own JSON), and exit codes scripts can trust:
   0  done (a change is applied)        3  no token, a bad token, or a viewer token
   1  refused: invalid, conflict, or    4  the node cannot be reached, or failed (5xx)
      no such service/real/session      5  written but not applied yet (see `config status`)
-  2  wrong usage of the command
+  2  wrong usage of the command        6  `cluster status`: a live node lags or refused
 
 The node is `--url` or $DPLB_URL (default http://127.0.0.1:8080); the token is
 `--token-file`, `--token` (visible to other users in `ps`: avoid) or $DPLB_TOKEN."""
@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_PENDING = 0, 1, 2, 3, 4, 5
+EXIT_DRIFT = 6
 DEFAULT_URL = "http://127.0.0.1:8080"
 API = "/api/v1"
 
@@ -503,6 +504,41 @@ def cmd_config_status(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     return data, _status_text(data)
 
 
+def _cluster_text(v: dict[str, Any]) -> str:
+    store = v["store"]
+    lines = [
+        f"cluster {v['cluster']}: desired version {v['desired_version']}, "
+        + ("every live node runs it" if v["in_sync"] else "NOT in sync"),
+        f"store {store['kind']} {store.get('endpoint') or ''}: "
+        + ("up" if store["up"] else f"UNAVAILABLE ({store.get('error')})"),
+        "",
+    ]
+    rows = [
+        [
+            n["node"],
+            n["state"],
+            n.get("applied_version") or "-",
+            f"{n.get('last_version') or '-'} {n.get('last_result') or ''}".strip(),
+            n.get("api") or "-",
+            n.get("software_version") or "-",
+        ]
+        for n in v["nodes"]
+    ]
+    lines.append(table(rows, ["NODE", "STATE", "APPLIED", "LAST", "API", "VERSION"]))
+    for n in v["nodes"]:
+        if n["state"] == "refused":
+            lines.append(f"{n['node']} refused version {n['last_version']}:")
+            lines += [f"  {e['path']}: {e['reason']}" for e in n["errors"]]
+    return "\n".join(lines)
+
+
+def cmd_cluster_status(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("GET", "/cluster")
+    if not data["in_sync"]:
+        a.exit_code = EXIT_DRIFT
+    return data, _cluster_text(data)
+
+
 def cmd_audit(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("GET", "/audit", params={"limit": a.limit})
     return data, _audit_text(data)
@@ -628,6 +664,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("version", type=int)
     command(config, "status", cmd_config_status, "what the node did with the desired config")
 
+    cluster = groups.add_parser("cluster", help="the nodes of the cluster").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    command(
+        cluster,
+        "status",
+        cmd_cluster_status,
+        f"each node's applied version and state (exit {EXIT_DRIFT} while one lags or refused)",
+    )
+
     p = command(groups, "audit", cmd_audit, "who changed what, newest first")
     p.add_argument("--limit", type=int, default=20)
 
@@ -654,6 +700,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"dplb ctl: {exc}", file=sys.stderr)
         return exc.code
     print(json.dumps(data, indent=2) if args.json else text)
+    if getattr(args, "exit_code", None) is not None:
+        code: int = args.exit_code
+        return code
     return EXIT_PENDING if client.last_status == 202 else EXIT_OK
 
 

@@ -496,6 +496,24 @@ class DataplaneCollector(Collector):
                 [1 if health.up else 0],
             )
         )
+        for name, value, text in (
+            (
+                "dplb_store_failovers_total",
+                health.failovers,
+                "Requests moved to the next endpoint.",
+            ),
+            (
+                "dplb_store_watch_restarts_total",
+                health.watch_restarts,
+                "Config watches that broke and were made again (from the last revision seen).",
+            ),
+            (
+                "dplb_store_relists_total",
+                health.relists,
+                "Whole config re-reads because the watch's revision was compacted.",
+            ),
+        ):
+            out.append(Family(name, "counter", text, labels, [value]))
         if health.last_contact is not None:
             age = max(0.0, time.time() - health.last_contact.timestamp())
             out.append(

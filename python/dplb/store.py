@@ -111,6 +111,11 @@ class StoreHealth(BaseModel):
     endpoint: str | None = None
     last_contact: datetime | None = None
     error: str | None = None
+    # etcd: requests moved to the next endpoint, config watches broken and re-made, and
+    # re-reads of the whole config after a compaction
+    failovers: int = 0
+    watch_restarts: int = 0
+    relists: int = 0
 
 
 @dataclass(frozen=True)

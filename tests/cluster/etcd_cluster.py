@@ -37,6 +37,7 @@ class EtcdCluster:
         self.peer_ports = ports[members:]
         self.names = [f"m{i}" for i in range(members)]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.paused: set[int] = set()
         self.token = f"dplb-test-{os.getpid()}-{ports[0]}"
 
     @property
@@ -99,7 +100,9 @@ class EtcdCluster:
 
     def live_endpoints(self) -> list[str]:
         return [
-            self.endpoints[i] for i, p in self.procs.items() if p.poll() is None
+            self.endpoints[i]
+            for i, p in self.procs.items()
+            if p.poll() is None and i not in self.paused
         ] or self.endpoints
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
@@ -122,9 +125,15 @@ class EtcdCluster:
 
     def kill(self, i: int) -> None:
         proc = self.procs.pop(i, None)
+        self.paused.discard(i)
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def pause(self, i: int) -> None:
+        """Stops a member without closing its connections (SIGSTOP): its clients hang."""
+        os.killpg(self.procs[i].pid, signal.SIGSTOP)
+        self.paused.add(i)
 
     def restart(self, i: int) -> None:
         self.kill(i)

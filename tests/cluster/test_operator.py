@@ -5,15 +5,19 @@ but a node cannot run is refused there with the field; a dead node leaves the me
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from api_helpers import ADMIN_TOKEN
+
 from .etcd_cluster import EtcdCluster
-from .nodes import ClusterNode, wait_until
+from .nodes import DPLB, ClusterNode, wait_until
 
 NEW_SERVICE = {
     "vip": "10.0.100.20",
@@ -196,3 +200,43 @@ def test_a_node_stopped_through_a_compaction_converges_when_it_starts(
     b.start()
     wait_until(lambda: b.applied() == last, what="lb2 to catch up")
     assert b.get("/services/10.0.100.10/80/tcp/reals")[0]["weight"] == 7
+
+
+def ctl(node: ClusterNode, *args: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [*DPLB, "ctl", "--url", node.url.removesuffix("/api/v1"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DPLB_TOKEN": ADMIN_TOKEN},
+        timeout=60,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_ctl_cluster_status_says_who_runs_what_and_fails_while_a_node_refused(
+    etcd: EtcdCluster, cluster_name: str, tmp_path: Path
+) -> None:
+    a = ClusterNode("lb1", cluster_name, etcd.endpoints, tmp_path)
+    b = ClusterNode("lb2", cluster_name, etcd.endpoints, tmp_path)
+    b.config["dataplane"]["max_services"] = 3
+    b.config_path.write_text(json.dumps(b.config))
+    try:
+        a.start()
+        b.start()
+        code, out = ctl(a, "cluster", "status")
+        assert code == 0, out
+        assert "every live node runs it" in out
+        assert [line.split()[:2] for line in out.splitlines() if line.startswith("lb")] == [
+            ["lb1", "in_sync"],
+            ["lb2", "in_sync"],
+        ]
+        assert a.http.post("/services?wait=applied", json=NEW_SERVICE).status_code == 201
+        code, out = ctl(b, "cluster", "status")
+        assert code == 6, out
+        assert "lb2 refused version" in out
+        assert "services: 4 services, more than max_services (3)" in out
+        code, out = ctl(b, "--json", "cluster", "status")
+        assert code == 6 and json.loads(out)["in_sync"] is False
+    finally:
+        a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)

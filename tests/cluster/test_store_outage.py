@@ -120,11 +120,12 @@ def test_an_unchanged_relist_after_a_compaction_leaves_the_engine_alone(
     generation = metric(client, "dplb_config_snapshot_generation")
     relists = n.store.relists
     watched = etcd.endpoints.index(n.store.watch_client.endpoint)
-    etcd.kill(watched)  # the watch breaks and resumes elsewhere ...
-    for i in range(5):  # ... after revisions that are not config changes ...
-        etcd.etcdctl("put", f"/unrelated/{i}", "x")
-    etcd.compact()  # ... and are compacted away: it must read the config again
+    etcd.pause(watched)  # the watch hangs ...
     try:
+        for i in range(5):  # ... through revisions that are not config changes ...
+            etcd.etcdctl("put", f"/unrelated/{i}", "x")
+        etcd.compact()  # ... compacted away; when it breaks, it must read the config again
+        etcd.kill(watched)
         wait_for(lambda: n.store.relists > relists, timeout=30, what="a re-list")
         status = wait_for(
             lambda: (

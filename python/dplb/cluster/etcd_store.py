@@ -475,4 +475,7 @@ class EtcdStore:
             endpoint=c.endpoint,
             last_contact=datetime.fromtimestamp(c.last_contact, UTC) if c.last_contact else None,
             error=c.last_error,
+            failovers=c.failovers + self.watch_client.failovers,
+            watch_restarts=self.watch_restarts,
+            relists=self.relists,
         )
