@@ -14,6 +14,7 @@ packages=(
   haproxy nginx tcpdump
   prometheus
   etcd-server etcd-client # the cluster store: its tests run a real 3-member etcd
+  openssl                 # certificates for the etcd TLS tests
   chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
 what="Debian packages"

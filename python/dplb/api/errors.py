@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from dplb.api.audit import note
 from dplb.config import ConfigError
-from dplb.store import StoreUnavailable
+from dplb.store import StoreError, StoreUnavailable
 
 log = logging.getLogger("dplb.api")
 
@@ -110,8 +110,13 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(ApiError(503, [("(store)", str(exc))]), request.scope)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ConfigError, _config_error)

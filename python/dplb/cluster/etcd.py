@@ -177,6 +177,13 @@ class EtcdClient:
                 reply = await request(stubs, self.cfg.timeout)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
+                if stubs is None and code == grpc.StatusCode.INVALID_ARGUMENT:
+                    # Authenticate refused: every endpoint would say the same
+                    self.up = False
+                    self.last_error = f"{endpoint}: {exc.details()}"
+                    raise EtcdUnavailable(
+                        f"etcd refused store.etcd.user {self.cfg.user!r}: {exc.details()}"
+                    ) from None
                 if code == grpc.StatusCode.UNAUTHENTICATED and stubs is not None:
                     await self._drop(stubs, rotate=False)  # token expired: log in again
                     stubs = await self._connect()
