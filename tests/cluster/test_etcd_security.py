@@ -31,7 +31,8 @@ def make_certs(folder: Path) -> dict[str, Path]:
         for n in ("ca.key", "ca.pem", "server.key", "server.pem", "client.key", "client.pem")
     }
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=dplb-test-ca", "-keyout", str(p["ca.key"]), "-out", str(p["ca.pem"]))  # fmt: skip
+            "-subj", "/CN=dplb-test-ca",
+            "-keyout", str(p["ca.key"]), "-out", str(p["ca.pem"]))  # fmt: skip
     for name, extra in (
         ("server", "subjectAltName=IP:127.0.0.1"),
         ("client", "extendedKeyUsage=clientAuth"),
