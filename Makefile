@@ -10,7 +10,7 @@ BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
 .PHONY: all deps build test test-cpp test-asan test-tsan test-python lint bench bench-deps bench-build bench-engine \
-    bench-runtime bench-e2e bench-apply bench-scrape demo clean
+    bench-runtime bench-e2e bench-apply bench-scrape bench-cluster demo clean
 
 all: build
 
@@ -91,7 +91,7 @@ BENCH_LOAD ?= 0.7
 BENCH_WAIT ?= 120
 BENCH_QUIET = $(VPY) bench/wait_quiet.py --below $(BENCH_LOAD) --at-most $(BENCH_WAIT)
 
-bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape
+bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster
 
 # What only the benchmarks need: wrk, iperf3, testpmd, the peers (Debian) and matplotlib
 # for the plots (PyPI, into the venv; not a runtime dependency of dplb).
@@ -131,6 +131,13 @@ bench-e2e: $(STAMPS)/build $(STAMPS)/bench-deps
 bench-apply: $(STAMPS)/build
 	@mkdir -p bench/results
 	$(VPY) bench/apply_bench.py --json bench/results/apply.json
+
+# Config propagation in a cluster: a real 3-member etcd and three harness nodes; a write
+# on one node's API until applied on all (p50/p99), small and 1,000 x 100 configs.
+bench-cluster: $(STAMPS)/build
+	@mkdir -p bench/results
+	$(BENCH_QUIET)
+	$(VPY) bench/cluster_bench.py --json bench/results/cluster.json
 
 # A /metrics scrape of 1,000 services x 10 reals on 2 workers (aim: under 50 ms).
 bench-scrape: $(STAMPS)/build
