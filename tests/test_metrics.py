@@ -184,7 +184,11 @@ def test_config_versions_and_a_refusal_show(client: TestClient, node: Node) -> N
     assert value(samples, "dplb_config_applied_version") == 1
     assert value(samples, "dplb_config_refused") == 0
     path = node.store.path
-    path.write_text(path.read_text().replace("port: 8080", "port: 80800", 1))
+    # As an editor saves (a new file renamed over the old): the store never reads a half
+    # written file, which it would record as a version of its own.
+    edited = path.with_name("desired.yaml.new")
+    edited.write_text(path.read_text().replace("port: 8080", "port: 80800", 1))
+    edited.replace(path)
     wait_for(lambda: value(scrape(client), "dplb_config_refused") == 1, what="the refusal")
     samples = scrape(client)
     assert value(samples, "dplb_config_applied_version") == 1

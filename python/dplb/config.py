@@ -418,6 +418,14 @@ def _path(loc: tuple[int | str, ...]) -> str:
 def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
     """Checks that need more than one field: they name the field that is wrong."""
     errors: list[tuple[str, str]] = []
+    if cfg.store.etcd is not None and cfg.api.audit_log is None:
+        errors.append(
+            (
+                "api.audit_log",
+                "a node with store.etcd needs a file for its audit log (there is no store "
+                "folder to keep it beside)",
+            )
+        )
     dp = cfg.dataplane
     port_names: dict[str, int] = {}
     laddrs: dict[IPAddress, str] = {}
