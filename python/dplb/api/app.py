@@ -23,6 +23,7 @@ from dplb.api.origin import SameOriginWrites
 from dplb.api.routes import audit, config, fallback, node, reals, services, sessions, stats
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
+from dplb.health import start_health_checker
 from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
 from dplb.store import FileStore, Store
@@ -90,9 +91,12 @@ def create_app(
         task = asyncio.create_task(
             reconciler.run(after=first.version if first else 0), name="dplb-reconciler"
         )
+        health = start_health_checker(app)  # dplb.health: per-NIC checks of the reals
         try:
             yield
         finally:
+            if health is not None:
+                await health.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
