@@ -21,6 +21,7 @@ from dplb.api.context import NodeContext
 from dplb.api.errors import install_error_handlers
 from dplb.api.origin import SameOriginWrites
 from dplb.api.routes import audit, config, fallback, node, reals, services, sessions, stats
+from dplb.api.routes import health_checks as health_checks_routes
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
 from dplb.health import start_health_checker
@@ -116,6 +117,7 @@ def create_app(
     api.include_router(node.public_router)
     for module in (services, reals, sessions, stats, node, config, audit):
         api.include_router(module.router)
+    api.include_router(health_checks_routes.router)
     api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)
     app.include_router(metrics_router)  # GET /metrics, for Prometheus (no token)

@@ -1,0 +1,398 @@
+"""Health checks (dplb.health): the rise/fall state machine, checks spread over the
+interval, and, through the API over the harness, a real whose health endpoint is a real
+Python listener on loopback going away and coming back: marked down, no new sessions to
+it while its established ones go on, back up after `rise` passes, the same in the API,
+/metrics and after the config is applied again. The passive checks: SYNs a real never
+answered take it down. Intervals are short; nothing asserts on how long anything took."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from scapy.layers.inet import IP
+from scapy.layers.l2 import Ether
+
+from api_helpers import ADMIN, API, VIEWER, Node, api_client, wait_for
+from conftest import CLIENT_GW_MAC, REAL_MACS, VIP4, TcpFlow, node_config
+from dplb.config import HealthCheckSection, parse_config
+from dplb.dataplane import HarnessDataplane
+from dplb.engine import Engine
+from dplb.health import HealthChecker
+from dplb.health.probes import ProbeTarget, run_check
+from dplb.health.state import RealHealth
+
+WEB = f"{API}/services/{VIP4}/80/tcp"
+FAST = {"interval": 0.05, "timeout": 0.5, "rise": 2, "fall": 2}
+
+
+# -- the state machine -----------------------------------------------------------------
+
+
+def test_a_real_goes_down_after_fall_failures_and_up_after_rise_passes() -> None:
+    h = RealHealth(rise=2, fall=3)
+    assert h.status == "up" and h.last_result == "unknown"
+    assert not h.record(False, "refused", 1.0)
+    assert not h.record(False, "refused", 2.0)
+    assert h.up, "two failures of three: still up"
+    assert h.record(False, "timeout", 3.0)
+    assert (h.status, h.last_result, h.last_change_at, h.down_reason) == (
+        "down",
+        "timeout",
+        3.0,
+        "active",
+    )
+    assert not h.record(True, "pass", 4.0)
+    assert not h.record(False, "refused", 5.0), "a failure restarts the count of passes"
+    assert not h.record(True, "pass", 6.0)
+    assert h.record(True, "pass", 7.0)
+    assert (h.status, h.last_change_at, h.down_reason) == ("up", 7.0, None)
+
+
+def test_a_pass_between_failures_keeps_a_real_up() -> None:
+    h = RealHealth(rise=1, fall=2)
+    for i in range(10):
+        assert not h.record(i % 2 == 0, "x", float(i))
+    assert h.up
+
+
+def test_passive_marks_down_at_once_and_active_checks_bring_it_back() -> None:
+    h = RealHealth(rise=2, fall=3)
+    assert h.mark_down("5 SYNs unanswered", 1.0)
+    assert (h.status, h.down_reason) == ("down", "passive")
+    assert not h.mark_down("again", 2.0), "already down: no second change"
+    h.record(True, "pass", 3.0)
+    assert h.record(True, "pass", 4.0)
+    assert h.up
+
+
+def many_reals_config(n: int, interval: float = 1.0) -> dict[str, Any]:
+    reals = [{"address": f"10.0.{2 + i // 250}.{1 + i % 250}", "port": 8080} for i in range(n)]
+    cfg = node_config()
+    cfg["dataplane"]["ports"][1]["address"] = ["10.0.0.1/16", "2001:db8:2::1/64"]
+    cfg["services"] = [
+        {
+            "vip": VIP4,
+            "port": 80,
+            "reals": reals,
+            "health_check": {"interval": interval, "timeout": 0.5},
+        }
+    ]
+    return cfg
+
+
+def test_checks_are_spread_over_the_interval() -> None:
+    cfg = parse_config(many_reals_config(1000))
+    clock = [100.0]
+    checker = HealthChecker(
+        HarnessDataplane(Engine(cfg)),
+        cfg.health,
+        running_config=lambda: cfg,
+        clock=lambda: clock[0],
+    )
+    checker.sync(cfg)
+    due = [d for d, _ in checker.schedule()]
+    assert len(due) == 1000
+    assert all(100.0 <= d < 101.0 for d in due)
+    # Ten slices of the interval: each starts about a tenth of the checks, never all.
+    slices = [0] * 10
+    for d in due:
+        slices[int((d - 100.0) * 10)] += 1
+    assert max(slices) <= 101 and min(slices) >= 99, slices
+    # The config applied again: nobody moves (no burst of checks on each apply).
+    clock[0] = 100.5
+    checker.sync(parse_config(many_reals_config(1000)))
+    assert [d for d, _ in checker.schedule()] == due
+
+
+def test_a_config_applied_again_keeps_a_down_real_down() -> None:
+    cfg = parse_config(node_config())
+    checker = HealthChecker(HarnessDataplane(Engine(cfg)), cfg.health)
+    checker.sync(cfg)
+    key = (VIP4, 80, "tcp", "10.0.2.11", 8080)
+    health = checker.state.get(key)
+    assert health is not None
+    health.mark_down("refused", 1.0)
+    checker.sync(parse_config(node_config()))
+    assert not checker.state.is_up(key)
+    assert checker.state.service_can_serve((VIP4, 80, "tcp")), "10.0.2.12 is still up"
+    other = checker.state.get((VIP4, 80, "tcp", "10.0.2.12", 8080))
+    assert other is not None
+    other.mark_down("refused", 1.0)
+    assert not checker.state.service_can_serve((VIP4, 80, "tcp"))
+    # The UDP service checks nothing by default: its real is unchecked, counted up.
+    udp = checker.state.get((VIP4, 53, "udp", "10.0.2.13", 5353))
+    assert udp is not None and udp.status == "unchecked"
+    assert checker.state.service_can_serve((VIP4, 53, "udp"))
+
+
+# -- a real listener on loopback -------------------------------------------------------
+
+
+class Listener:
+    """A real HTTP server on 127.0.0.1 that can stop listening and start again on the
+    same port: the health endpoint of a real."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.requests: list[bytes] = []
+
+    def start(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        sock.listen(64)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(1.0)
+                try:
+                    request = conn.recv(4096)
+                    self.requests.append(request)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
+                    )
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+            self._sock = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@contextmanager
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def checked_node(tmp_path: Path, health_port: int, **check: Any) -> Node:
+    """The harness node with health checks on: the TCP service's real 10.0.2.11 is
+    checked at 127.0.0.1:health_port (its per-real override), 10.0.2.12 not at all."""
+    cfg = node_config()
+    web = cfg["services"][0]
+    web["health_check"] = {**FAST, **check}
+    web["reals"][0]["health_check"] = {"address": "127.0.0.1", "port": health_port}
+    web["reals"][1]["health_check"] = {"enabled": False}
+    return Node(tmp_path, services=cfg["services"], health={"enabled": True})
+
+
+def real_health(client: TestClient, real: str = "10.0.2.11") -> dict[str, Any]:
+    r = client.get(f"{WEB}/reals/{real}/8080", headers=VIEWER)
+    assert r.status_code == 200, r.text
+    health: dict[str, Any] = r.json()["health"]
+    return health
+
+
+def metric(client: TestClient, name: str, real: str) -> float:
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'real="{real}:8080"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} for {real}: not in /metrics")
+
+
+def new_session_reals(node: Node, first_port: int, count: int) -> list[str]:
+    """Sends `count` client SYNs; returns the real each went to."""
+    reals = []
+    for cport in range(first_port, first_port + count):
+        out = node.dataplane.process(bytes(TcpFlow(node.engine, cport).from_client("S", seq=1)))
+        assert len(out) == 1, f"SYN from port {cport}: {len(out)} frames out"
+        reals.append(Ether(out[0][1])[IP].dst)
+    return reals
+
+
+def established_with(node: Node, real: str, first_port: int) -> TcpFlow:
+    """An established client connection that the scheduler gave to `real`."""
+    with node.dataplane.lock:
+        for cport in range(first_port, first_port + 100):
+            flow = TcpFlow(node.engine, cport)
+            flow.handshake()
+            if flow.real == real:
+                return flow
+    raise AssertionError(f"no connection went to {real}")
+
+
+def test_a_real_whose_listener_goes_away_is_down_then_back(tmp_path: Path) -> None:
+    with listener() as server:
+        node = checked_node(
+            tmp_path, server.port, type="http", path="/ready", expect_body="healthy"
+        )
+        with api_client(node) as client:
+            wait_for(
+                lambda: real_health(client)["last_result"] == "pass", what="a first passing check"
+            )
+            assert real_health(client)["status"] == "up"
+            assert real_health(client, "10.0.2.12")["status"] == "unchecked"
+            assert server.requests and server.requests[0].startswith(b"GET /ready HTTP/1.1\r\n")
+            assert sorted(set(new_session_reals(node, 40000, 4))) == ["10.0.2.11", "10.0.2.12"]
+            # An established session with 10.0.2.11 before it goes down.
+            flow = established_with(node, "10.0.2.11", 41000)
+
+            server.stop()
+            health = wait_for(
+                lambda: (h := real_health(client))["status"] == "down" and h,
+                what="10.0.2.11 marked down",
+            )
+            assert health["last_result"] == "refused"
+            assert health["down_reason"] == "active"
+            assert health["last_change_at"] is not None
+            assert metric(client, "dplb_real_up", "10.0.2.11") == 0
+            assert metric(client, "dplb_real_up", "10.0.2.12") == 1
+            # No new session goes to it; its established one goes on.
+            assert set(new_session_reals(node, 42000, 6)) == {"10.0.2.12"}
+            with node.dataplane.lock:
+                flow.to_real(flow.from_client("PA", seq=1001, ack=5001, payload=b"still"))
+            # Health is not config: the stored config did not change, and applying a
+            # config again (a weight change of the other real) keeps 10.0.2.11 down.
+            stored = client.get(f"{WEB}/reals/10.0.2.11/8080", headers=VIEWER).json()
+            assert (stored["weight"], stored["enabled"]) == (100, True)
+            r = client.patch(f"{WEB}/reals/10.0.2.12/8080", headers=ADMIN, json={"weight": 50})
+            assert r.status_code == 200, r.text
+            assert set(new_session_reals(node, 43000, 4)) == {"10.0.2.12"}
+
+            server.start()  # the same port again
+            wait_for(lambda: real_health(client)["status"] == "up", what="10.0.2.11 back up")
+            assert metric(client, "dplb_real_up", "10.0.2.11") == 1
+            assert "10.0.2.11" in new_session_reals(node, 44000, 6)
+            checks = client.get(f"{API}/health-checks", headers=VIEWER).json()
+            web = next(s for s in checks["services"] if s["id"] == f"{VIP4}:80/tcp")
+            assert (web["can_serve"], web["reals_up"], web["reals_down"]) == (True, 2, 0)
+            assert checks["checker"]["enabled"] and checks["checker"]["checks"]["fail"] >= 2
+            text = client.get("/metrics").text
+            assert 'dplb_health_checks_total{cluster="test",node="harness",result="fail"}' in text
+
+
+def test_a_real_down_with_on_down_reset_loses_its_sessions(tmp_path: Path) -> None:
+    with listener() as server:
+        node = checked_node(tmp_path, server.port, type="tcp", on_down="reset")
+        with api_client(node) as client:
+            wait_for(lambda: real_health(client)["last_result"] == "pass", what="a first pass")
+            flow = established_with(node, "10.0.2.11", 41000)
+            server.stop()
+            wait_for(lambda: real_health(client)["status"] == "down", what="marked down")
+
+            def gone() -> bool:
+                r = client.get(f"{API}/sessions", headers=VIEWER, params={"real": "10.0.2.11"})
+                return r.status_code == 200 and not r.json()["items"]
+
+            wait_for(gone, what="its sessions reset")
+            data = flow.from_client("PA", seq=1001, ack=5001, payload=b"late")
+            assert node.dataplane.process(bytes(data)) == [], "its session is gone"
+
+
+def test_the_health_checks_of_the_harness_are_off_without_a_checker(client: TestClient) -> None:
+    assert real_health(client)["status"] == "unknown"
+    checks = client.get(f"{API}/health-checks", headers=VIEWER).json()
+    assert checks["checker"]["enabled"] is False
+    assert metric(client, "dplb_real_up", "10.0.2.11") == 1
+
+
+# -- passive checks --------------------------------------------------------------------
+
+
+def test_syns_a_real_never_answers_take_it_down(tmp_path: Path) -> None:
+    with listener() as server:
+        node = checked_node(
+            tmp_path,
+            server.port,
+            type="tcp",
+            interval=0.2,
+            passive={"syn_unanswered": 2, "window": 60},
+        )
+        with api_client(node) as client:
+            wait_for(lambda: real_health(client)["last_result"] == "pass", what="a first pass")
+            # Three SYNs to 10.0.2.11 that it never answers: their sessions expire in
+            # syn_sent (tcp_syn: 30 s on the harness clock).
+            sent = 0
+            cport = 45000
+            while sent < 3:
+                reals = new_session_reals(node, cport, 1)
+                cport += 1
+                sent += reals == ["10.0.2.11"]
+            node.dataplane.advance(31)
+            stats = node.dataplane.stats()
+            (real,) = [r for r in stats.reals if r.address == "10.0.2.11" and r.real_port == 8080]
+            assert real.syn_unanswered == 3
+            health = wait_for(
+                lambda: (h := real_health(client))["status"] == "down" and h,
+                what="10.0.2.11 marked down by its unanswered SYNs",
+            )
+            assert health["down_reason"] == "passive"
+            assert "SYNs unanswered" in health["last_result"]
+            # Its checks pass (the listener is there): back up through them.
+            wait_for(lambda: real_health(client)["status"] == "up", what="back up")
+
+
+def test_resets_from_a_real_are_counted() -> None:
+    engine = Engine(node_config())
+    for ip, mac in REAL_MACS.items():
+        engine.set_neighbour("port1", ip, mac)
+    engine.set_neighbour("port0", "10.0.1.254", CLIENT_GW_MAC)
+    flow = TcpFlow(engine, 46000)
+    flow.syn()
+    engine.process(bytes(flow.from_real("RA", seq=0, ack=1001)), 1)
+    (real,) = [r for r in engine.stats()["reals"] if r["real"] == (flow.real, 8080)]
+    assert (real["resets_from_real"], real["syn_unanswered"]) == (1, 0)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_probes_against_a_closed_port_fail(kind: str) -> None:
+    with listener() as server:
+        port = server.port
+        target = ProbeTarget("127.0.0.1", port, socket.AF_INET, None)
+        check = HealthCheckSection(type=kind, timeout=1.0)  # type: ignore[arg-type]
+        assert asyncio.run(run_check(kind, check, target)).passed
+        wrong = HealthCheckSection(type=kind, timeout=1.0, expect_status=[204])  # type: ignore[arg-type]
+        if kind == "http":
+            assert asyncio.run(run_check(kind, wrong, target)).result == "status 200"
+    result = asyncio.run(run_check(kind, check, target))
+    assert (result.passed, result.result) == (False, "refused")
+
+
+def test_a_udp_check_fails_on_port_unreachable_and_passes_on_a_reply() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+        def echo() -> None:
+            data, peer = sock.recvfrom(100)
+            sock.sendto(b"pong " + data, peer)
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        target = ProbeTarget("127.0.0.1", port, socket.AF_INET, None)
+        check = HealthCheckSection(
+            type="udp", timeout=1.0, send="ping", udp_expect="reply", expect_body="pong"
+        )
+        assert asyncio.run(run_check("udp", check, target)).passed
+        thread.join(timeout=5)
+    silent = HealthCheckSection(type="udp", timeout=0.5, send="ping")
+    result = asyncio.run(run_check("udp", silent, target))  # nobody on the port now
+    assert (result.passed, result.result) == (False, "refused")
