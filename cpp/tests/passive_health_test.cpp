@@ -17,31 +17,9 @@ IpAddress ip(const char* text) { return *IpAddress::parse(text); }
 constexpr uint32_t kRoom = 128;
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 
-EngineConfig config() {
-    EngineConfig c;
-    c.sessions_per_worker = 64;
-    PortConfig client_side, real_side;
-    client_side.name = "port0";
-    client_side.mac = {2, 0, 0, 0, 0, 1};
-    client_side.addresses = {*Prefix::parse("10.0.1.1/24")};
-    client_side.gateways = {ip("10.0.1.254")};
-    real_side.name = "port1";
-    real_side.mac = {2, 0, 0, 0, 0, 2};
-    real_side.addresses = {*Prefix::parse("10.0.2.1/24")};
-    real_side.local_addresses = {{ip("10.0.2.101")}};
-    c.ports = {client_side, real_side};
-    ServiceConfig s;
-    s.vip = ip("10.0.100.10");
-    s.port = 80;
-    s.scheduler = SchedulerKind::rr;
-    s.reals = {{ip("10.0.2.11"), 8080, 100}};
-    c.services = {s};
-    return c;
-}
-
 class PassiveHealthTest : public ::testing::Test {
 protected:
-    PassiveHealthTest() : engine_(config()) {
+    PassiveHealthTest() : engine_(testing_frames::two_port_config(1, 64)) {
         engine_.neighbours().set(0, ip("10.0.1.254"), {0x0a, 0, 0, 0, 1, 0xfe});
         engine_.neighbours().set(1, ip("10.0.2.11"), {0x0a, 0, 0, 0, 2, 0x11});
     }
@@ -62,27 +40,7 @@ protected:
     // A segment from the real 10.0.2.11:8080 to the local address 10.0.2.101:`lport`.
     Action from_real(uint16_t lport, uint8_t flags, uint32_t seq, uint32_t ack) {
         std::vector<uint8_t> b(kRoom * 2 + 54);
-        uint8_t* f = b.data() + kRoom;
-        std::memcpy(f, engine_.port_mac(1).data(), 6);
-        const uint8_t real_mac[6] = {0x0a, 0, 0, 0, 2, 0x11};
-        std::memcpy(f + 6, real_mac, 6);
-        store_be16(f + 12, kEtherTypeIpv4);
-        uint8_t* iph = f + 14;
-        iph[0] = 0x45;
-        store_be16(iph + 2, 40);
-        iph[8] = 64;
-        iph[9] = 6;
-        const uint8_t real[4] = {10, 0, 2, 11}, laddr[4] = {10, 0, 2, 101};
-        std::memcpy(iph + 12, real, 4);
-        std::memcpy(iph + 16, laddr, 4);
-        uint8_t* tcp = iph + 20;
-        store_be16(tcp, 8080);
-        store_be16(tcp + 2, lport);
-        store_be32(tcp + 4, seq);
-        store_be32(tcp + 8, ack);
-        tcp[12] = 5 << 4;
-        tcp[13] = flags;
-        store_be16(tcp + 14, 65535);
+        testing_frames::write_real_frame(b.data() + kRoom, lport, flags, seq, ack);
         return run(b, 54, 1);
     }
 
