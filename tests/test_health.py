@@ -8,7 +8,10 @@ answered take it down. Intervals are short; nothing asserts on how long anything
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +23,7 @@ from fastapi.testclient import TestClient
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from api_helpers import ADMIN, API, VIEWER, Node, api_client, wait_for
+from api_helpers import ADMIN, ADMIN_TOKEN, API, VIEWER, Node, api_client, running_server, wait_for
 from conftest import CLIENT_GW_MAC, REAL_MACS, VIP4, TcpFlow, node_config
 from dplb.config import HealthCheckSection, parse_config
 from dplb.dataplane import HarnessDataplane
@@ -194,12 +197,14 @@ def listener() -> Iterator[Listener]:
 
 def checked_node(tmp_path: Path, health_port: int, **check: Any) -> Node:
     """The harness node with health checks on: the TCP service's real 10.0.2.11 is
-    checked at 127.0.0.1:health_port (its per-real override), 10.0.2.12 not at all."""
+    checked at 127.0.0.1:health_port (its per-real override), 10.0.2.12 and the other
+    services' reals not at all."""
     cfg = node_config()
     web = cfg["services"][0]
     web["health_check"] = {**FAST, **check}
     web["reals"][0]["health_check"] = {"address": "127.0.0.1", "port": health_port}
     web["reals"][1]["health_check"] = {"enabled": False}
+    cfg["services"][2]["health_check"] = {"type": "none"}  # the IPv6 service: frames only
     return Node(tmp_path, services=cfg["services"], health={"enabled": True})
 
 
@@ -396,3 +401,48 @@ def test_a_udp_check_fails_on_port_unreachable_and_passes_on_a_reply() -> None:
     silent = HealthCheckSection(type="udp", timeout=0.5, send="ping")
     result = asyncio.run(run_check("udp", silent, target))  # nobody on the port now
     assert (result.passed, result.result) == (False, "refused")
+
+
+# -- dplb ctl --------------------------------------------------------------------------
+
+
+def test_dplb_ctl_shows_a_down_real_and_the_services_that_can_serve(tmp_path: Path) -> None:
+    with listener() as server:
+        node = checked_node(tmp_path, server.port, type="tcp")
+        with running_server(node) as url:
+            wait_for(lambda: b"pass" in ctl_out(url, "reals", "list", f"{VIP4}:80"), what="a pass")
+            server.stop()
+            wait_for(
+                lambda: b"down" in ctl_out(url, "reals", "list", f"{VIP4}:80").splitlines()[1],
+                what="10.0.2.11 down in dplb ctl",
+            )
+            rows = [
+                line.split() for line in ctl_out(url, "reals", "list", f"{VIP4}:80").splitlines()
+            ]
+            assert rows[0] == [
+                b"REAL",
+                b"WEIGHT",
+                b"ENABLED",
+                b"STATE",
+                b"HEALTH",
+                b"LAST-CHECK",
+                b"SINCE",
+            ]
+            assert rows[1][:6] == [b"10.0.2.11:8080", b"100", b"yes", b"down", b"down", b"refused"]
+            assert rows[2][:5] == [b"10.0.2.12:8080", b"100", b"yes", b"up", b"unchecked"]
+            out = ctl_out(url, "health").decode()
+            lines = [line.split() for line in out.splitlines()]
+            assert lines[0] == ["SERVICE", "CHECK", "NIC", "CAN-SERVE", "UP", "DOWN"]
+            assert ["10.0.100.10:80/tcp", "tcp", "-", "yes", "1", "1"] in lines
+            assert ["10.0.100.10:80/tcp", "10.0.2.11:8080", "refused", "active"] in lines
+            assert "health checker: 1 reals checked" in out, "only 10.0.2.11 is checked"
+
+
+def ctl_out(url: str, *args: str) -> bytes:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPLB_")}
+    env.update({"DPLB_URL": url, "DPLB_TOKEN": ADMIN_TOKEN})
+    result = subprocess.run(
+        [sys.executable, "-m", "dplb.cli", "ctl", *args], capture_output=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
