@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,9 @@ from dplb.engine import Engine
 from dplb.health import HealthChecker
 from dplb.health.probes import ProbeTarget, run_check
 from dplb.health.state import RealHealth
+from health_helpers import checked_node, listener
 
 WEB = f"{API}/services/{VIP4}/80/tcp"
-FAST = {"interval": 0.05, "timeout": 0.5, "rise": 2, "fall": 2}
 
 
 # -- the state machine -----------------------------------------------------------------
@@ -137,75 +135,6 @@ def test_a_config_applied_again_keeps_a_down_real_down() -> None:
 
 
 # -- a real listener on loopback -------------------------------------------------------
-
-
-class Listener:
-    """A real HTTP server on 127.0.0.1 that can stop listening and start again on the
-    same port: the health endpoint of a real."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self.requests: list[bytes] = []
-
-    def start(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        sock.listen(64)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
-        self._thread.start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(1.0)
-                try:
-                    request = conn.recv(4096)
-                    self.requests.append(request)
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
-                    )
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        if self._sock is not None:
-            self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
-            self._sock = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
-@contextmanager
-def listener() -> Iterator[Listener]:
-    server = Listener()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def checked_node(tmp_path: Path, health_port: int, **check: Any) -> Node:
-    """The harness node with health checks on: the TCP service's real 10.0.2.11 is
-    checked at 127.0.0.1:health_port (its per-real override), 10.0.2.12 and the other
-    services' reals not at all."""
-    cfg = node_config()
-    web = cfg["services"][0]
-    web["health_check"] = {**FAST, **check}
-    web["reals"][0]["health_check"] = {"address": "127.0.0.1", "port": health_port}
-    web["reals"][1]["health_check"] = {"enabled": False}
-    cfg["services"][2]["health_check"] = {"type": "none"}  # the IPv6 service: frames only
-    return Node(tmp_path, services=cfg["services"], health={"enabled": True})
 
 
 def real_health(client: TestClient, real: str = "10.0.2.11") -> dict[str, Any]:

@@ -1,5 +1,6 @@
 // The dashboard: the node's state, packets and new connections per second (from counter
-// differences between two refreshes), sessions, drops, and the load of each core.
+// differences between two refreshes), sessions, drops, the load of each core, and each
+// service up or down at a glance (this node's health checks).
 
 import * as api from "../api.js";
 import { Rates, Sparkline, clear, fmtCount, fmtDuration, fmtRate, h, setText, syncRows } from "../dom.js";
@@ -45,6 +46,8 @@ export default function dashboard() {
   const coreHint = h("p", { class: "muted small" });
   const ports = h("tbody");
   const dropRows = h("tbody");
+  const serviceHealth = h("ul", { class: "service-health", "aria-label": "Services up or down" });
+  const healthSummary = h("p", { class: "muted small" });
 
   const el = h(
     "section",
@@ -52,6 +55,7 @@ export default function dashboard() {
     h("div", { class: "page-head" }, h("div", {}, title, facts), badge),
     problems,
     h("div", { class: "tiles" }, pps.el, cps.el, sessions.el, drops.el),
+    h("section", { class: "panel" }, h("h2", {}, "Services"), healthSummary, serviceHealth),
     h(
       "div",
       { class: "columns" },
@@ -186,11 +190,41 @@ export default function dashboard() {
     );
   }
 
+  // Each service as a pill: up while one of its reals is up (what the node would announce).
+  function showHealth(checks) {
+    const down = checks.services.filter((s) => !s.can_serve).length;
+    setText(
+      healthSummary,
+      checks.checker.enabled
+        ? `${checks.services.length - down} up, ${down} down · ${checks.checker.reals_checked} reals checked`
+        : "Health checks are off on this node (health.enabled: false).",
+    );
+    syncRows(
+      serviceHealth,
+      checks.services,
+      (s) => s.id,
+      (s) => h("li", { dataset: { service: s.id } }, h("a", { href: `#/services/${encodeURIComponent(s.vip)}/${s.port}/${s.protocol}` }, h("span", { class: "pill" }))),
+      (li, s) => {
+        const pill = li.querySelector(".pill");
+        pill.className = `pill ${s.can_serve ? (s.reals_down ? "warn" : "ok") : "bad"}`;
+        pill.title = `${s.reals_up} of ${s.reals_up + s.reals_down} reals up · ${s.check} check`;
+        li.dataset.up = String(s.can_serve);
+        setText(pill, `${s.id} ${s.can_serve ? "up" : "down"}${s.reals_down ? ` (${s.reals_down} down)` : ""}`);
+      },
+    );
+  }
+
   async function refresh() {
-    const [node, stats, coreList] = await Promise.all([api.get("/node"), api.get("/stats"), api.get("/stats/cores")]);
+    const [node, stats, coreList, checks] = await Promise.all([
+      api.get("/node"),
+      api.get("/stats"),
+      api.get("/stats/cores"),
+      api.get("/health-checks"),
+    ]);
     showNode(node);
     showStats(stats);
     showCores(coreList);
+    showHealth(checks);
   }
 
   return { el, refresh };
