@@ -16,13 +16,13 @@ import pytest
 from dplb.demo.lab import Lab, wait_until
 from dplb.demo.topology import Topology, netns_exec
 
-from .helpers import delta, load, node_tail, run_prefix, running_lab
+from .helpers import API_TOKEN, delta, load, node_tail, run_prefix, running_lab, with_api
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = run_prefix("e2e8")
 API_PORT = 18280
-TOKEN = "e2e-admin-token-0123456789"
+TOKEN = API_TOKEN
 
 
 def config(t: Topology, workdir: Path) -> dict[str, Any]:
@@ -35,12 +35,7 @@ def config(t: Topology, workdir: Path) -> dict[str, Any]:
         "rise": 2,
         "fall": 2,
     }
-    cfg["api"] = {
-        "listen": f"127.0.0.1:{API_PORT}",
-        "tokens": [{"name": "e2e", "token": TOKEN, "role": "admin"}],
-    }
-    cfg["store"] = {"file": str(workdir / "store" / "desired.yaml")}
-    return cfg
+    return with_api(cfg, workdir, API_PORT)
 
 
 @pytest.fixture(scope="module")
