@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,20 @@ from fastapi.testclient import TestClient
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from api_helpers import ADMIN, ADMIN_TOKEN, API, VIEWER, Node, api_client, running_server, wait_for
+from api_helpers import (
+    ADMIN,
+    ADMIN_TOKEN,
+    API,
+    VIEWER,
+    Node,
+    api_client,
+    harness_dataplane,
+    running_server,
+    wait_for,
+)
 from conftest import CLIENT_GW_MAC, REAL_MACS, VIP4, TcpFlow, node_config
 from dplb.config import HealthCheckSection, parse_config
-from dplb.dataplane import HarnessDataplane
+from dplb.dataplane import DataplaneStatus, HarnessDataplane
 from dplb.engine import Engine
 from dplb.health import HealthChecker
 from dplb.health.probes import ProbeTarget, run_check
@@ -375,3 +386,81 @@ def ctl_out(url: str, *args: str) -> bytes:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+# -- links: a port down takes down the reals behind it, and only those ------------------
+
+
+class LinkDataplane(HarnessDataplane):
+    """The harness with links that go down and up (the harness has no NIC to tell)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.links = {"port0": True, "port1": True}
+
+    def status(self) -> DataplaneStatus:
+        status = super().status()
+        for port in status.ports:
+            port.link_up = self.links[port.name]
+        return status
+
+
+def two_nic_config() -> dict[str, Any]:
+    """The web service behind port1 (10.0.2.0/24) and another behind port0 (10.0.1.0/24),
+    neither checked: only the links decide."""
+    cfg = node_config()
+    cfg["services"] = [
+        {**cfg["services"][0], "health_check": {"type": "none"}},
+        {
+            "vip": VIP4,
+            "port": 81,
+            "reals": [{"address": "10.0.1.21", "port": 8080}],
+            "health_check": {"type": "none"},
+        },
+    ]
+    return cfg
+
+
+def test_a_link_down_takes_down_only_the_services_behind_that_port() -> None:
+    cfg = parse_config(two_nic_config())
+    dataplane = LinkDataplane(harness_dataplane(cfg).engine)
+    web, other = (VIP4, 80, "tcp"), (VIP4, 81, "tcp")
+    changes: list[list[Any]] = []
+
+    async def scenario() -> None:
+        checker = HealthChecker(dataplane, cfg.health)
+        checker.state.subscribe(changes.append)
+        checker.start()
+        try:
+            assert checker.state.service_can_serve(web)
+            assert checker.state.service_can_serve(other)
+            dataplane.links["port1"] = False
+            await until(lambda: not checker.state.service_can_serve(web))
+            assert checker.state.service_can_serve(other), "port0's service is not touched"
+            health = checker.state.get((*web, "10.0.2.11", 8080))
+            assert health is not None
+            assert (health.status, health.last_result, health.down_reason) == (
+                "down",
+                "link down",
+                "link",
+            )
+            await until(lambda: bool(dataplane._down))
+            syn = TcpFlow(dataplane.engine, 47000).from_client("S", seq=1)
+            assert dataplane.process(bytes(syn)) == [], "no real behind a dead link"
+            assert checker.state.changed.is_set()
+
+            dataplane.links["port1"] = True
+            await until(lambda: checker.state.service_can_serve(web))
+            await until(lambda: not dataplane._down)
+            assert len(dataplane.process(bytes(syn))) == 1
+        finally:
+            await checker.stop()
+
+    asyncio.run(scenario())
+    assert sorted(changes[0]) == [(*web, "10.0.2.11", 8080), (*web, "10.0.2.12", 8080)]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dplb.config import HealthCheckSection, HealthSection, NodeConfig, check_type
-from dplb.dataplane import Dataplane, SessionKey, SessionQuery
+from dplb.dataplane import Dataplane, PortStatus, SessionKey, SessionQuery
 from dplb.dataplane.telemetry import COUNTER_FIELDS
 from dplb.health.probes import ProbeResult, ProbeTarget, run_check
-from dplb.health.state import HealthState, RealKey
+from dplb.health.state import HealthState, RealKey, WantedReal
 
 log = logging.getLogger("dplb.health")
 
@@ -58,6 +58,7 @@ class Target:
     probe: ProbeTarget
     port_index: int
     due: float = 0.0  # monotonic
+    busy: bool = False  # a check of it is under way
 
 
 @dataclass
@@ -137,7 +138,7 @@ class HealthChecker:
         self._config = cfg
         now = self._clock()
         targets: dict[RealKey, Target] = {}
-        wanted: list[tuple[RealKey, int, int, bool]] = []
+        wanted: list[WantedReal] = []
         fresh: list[Target] = []
         for svc in cfg.services:
             kind = check_type(svc)
@@ -146,14 +147,15 @@ class HealthChecker:
                 key: RealKey = (str(svc.vip), svc.port, svc.protocol, str(real.address), real.port)
                 own = real.health_check
                 checked = kind != "none" and (own is None or own.enabled)
-                wanted.append((key, hc.rise, hc.fall, checked))
+                index = real_port_index(cfg, real.address)
+                serving = real.enabled and real.weight > 0
+                wanted.append(WantedReal(key, hc.rise, hc.fall, checked, serving, index))
                 if not checked:
                     continue
                 address = (
                     own.address if own is not None and own.address is not None else real.address
                 )
                 port = (own.port if own is not None else None) or hc.port or real.port
-                index = real_port_index(cfg, real.address)
                 probe = ProbeTarget(
                     address=str(address),
                     port=port,
@@ -162,6 +164,7 @@ class HealthChecker:
                 )
                 old = self._targets.get(key)
                 target = Target(key, kind, hc, probe, index, old.due if old is not None else 0.0)
+                target.busy = old.busy if old is not None else False
                 targets[key] = target
                 if old is None:
                     fresh.append(target)
@@ -175,9 +178,11 @@ class HealthChecker:
                 t.due = now + interval * i / n
                 self._push(t)
         self._targets = targets
-        self.state.sync(wanted)
+        came_up = self.state.sync(wanted)
         self._passive = {k: w for k, w in self._passive.items() if k in targets}
         self.stats.busy_seconds += time.perf_counter() - started
+        if came_up:
+            self._changed(came_up, "config")
         self._dirty.set()  # a new config: make sure the dataplane has the down set
         self._wake.set()
 
@@ -227,6 +232,10 @@ class HealthChecker:
                 if target.port_index in self._links_down:
                     self._record(target, ProbeResult(False, "link down"), 0.0)
                     continue
+                if target.busy:
+                    self.stats.late += 1  # its last check still runs (timeout > interval)
+                    continue
+                target.busy = True
                 task = asyncio.create_task(self._probe(target))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -237,16 +246,22 @@ class HealthChecker:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, 1.0)))
 
     async def _probe(self, target: Target) -> None:
-        async with self._sem:
-            self.stats.in_flight += 1
-            started = time.monotonic()
-            try:
-                result = await run_check(target.kind, target.check, target.probe)
-            finally:
-                self.stats.in_flight -= 1
-            took = time.monotonic() - started
-        if self._targets.get(target.key) is target:
-            self._record(target, result, took)
+        try:
+            async with self._sem:
+                self.stats.in_flight += 1
+                started = time.monotonic()
+                try:
+                    result = await run_check(target.kind, target.check, target.probe)
+                finally:
+                    self.stats.in_flight -= 1
+                took = time.monotonic() - started
+        finally:
+            target.busy = False
+            current = self._targets.get(target.key)
+            if current is not None:
+                current.busy = False
+        if self._targets.get(target.key) is not None:
+            self._record(self._targets[target.key], result, took)
 
     def _record(self, target: Target, result: ProbeResult, took: float) -> None:
         started = time.perf_counter()
@@ -366,20 +381,24 @@ class HealthChecker:
                 log.exception("health checker: watching the dataplane failed")
             await asyncio.sleep(min(0.5, self.settings.passive_interval))
 
-    def _links(self, ports: list) -> None:  # type: ignore[type-arg]
+    def _links(self, ports: list[PortStatus]) -> None:
+        """A port whose link goes down takes every real behind it down at once (checked
+        ones come back through their checks; unchecked ones when the link is back)."""
         down = {i for i, p in enumerate(ports) if p.link_up is False}
-        newly = down - self._links_down
+        newly, back = down - self._links_down, self._links_down - down
         self._links_down = down
-        if not newly:
+        if not newly and not back:
             return
         now = time.time()
         changed = []
-        for key, target in self._targets.items():
-            if target.port_index in newly:
-                health = self.state.get(key)
-                if health is not None and health.mark_down("link down", now):
-                    changed.append(key)
-        self.stats.link_downs += len(changed)
+        for key, health in self.state.reals.items():
+            if health.port_index in newly and health.mark_down("link down", now, "link"):
+                changed.append(key)
+                self.stats.link_downs += 1
+            elif (
+                health.port_index in back and not health.checked and health.mark_up("link up", now)
+            ):
+                changed.append(key)
         if changed:
             self._changed(changed, "link")
 
