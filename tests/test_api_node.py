@@ -171,6 +171,7 @@ def test_openapi_document_is_served_with_stable_operation_ids(client: TestClient
         "diff_config_versions",
         "rollback_config",
         "list_audit_entries",
+        "get_health_checks",
     } == ids
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     error = doc["paths"]["/api/v1/services"]["post"]["responses"]["422"]
