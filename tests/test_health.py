@@ -8,8 +8,11 @@ answered take it down. Intervals are short; nothing asserts on how long anything
 from __future__ import annotations
 
 import asyncio
+import http.server
+import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -184,7 +187,10 @@ def established_with(node: Node, real: str, first_port: int) -> TcpFlow:
     raise AssertionError(f"no connection went to {real}")
 
 
-def test_a_real_whose_listener_goes_away_is_down_then_back(tmp_path: Path) -> None:
+def test_a_real_whose_listener_goes_away_is_down_then_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dplb.health")
     with listener() as server:
         node = checked_node(
             tmp_path, server.port, type="http", path="/ready", expect_body="healthy"
@@ -210,6 +216,17 @@ def test_a_real_whose_listener_goes_away_is_down_then_back(tmp_path: Path) -> No
             assert health["last_change_at"] is not None
             assert metric(client, "dplb_real_up", "10.0.2.11") == 0
             assert metric(client, "dplb_real_up", "10.0.2.12") == 1
+            # Logged as an event (the node's log writes `event` and `fields` as JSON).
+            (event,) = [r for r in caplog.records if getattr(r, "event", None) == "real_down"]
+            assert event.fields == {  # type: ignore[attr-defined]
+                "vip": VIP4,
+                "port": 80,
+                "protocol": "tcp",
+                "real": "10.0.2.11",
+                "real_port": 8080,
+                "result": "refused",
+                "source": "active",
+            }
             # No new session goes to it; its established one goes on.
             assert set(new_session_reals(node, 42000, 6)) == {"10.0.2.12"}
             with node.dataplane.lock:
@@ -225,6 +242,7 @@ def test_a_real_whose_listener_goes_away_is_down_then_back(tmp_path: Path) -> No
             server.start()  # the same port again
             wait_for(lambda: real_health(client)["status"] == "up", what="10.0.2.11 back up")
             assert metric(client, "dplb_real_up", "10.0.2.11") == 1
+            assert [getattr(r, "event", None) for r in caplog.records].count("real_up") == 1
             assert "10.0.2.11" in new_session_reals(node, 44000, 6)
             checks = client.get(f"{API}/health-checks", headers=VIEWER).json()
             web = next(s for s in checks["services"] if s["id"] == f"{VIP4}:80/tcp")
@@ -464,3 +482,45 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+def test_an_https_check_sends_its_method_path_and_host_and_judges_the_answer(
+    tmp_path: Path,
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=real.example", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            seen.append((self.command, self.path, self.headers.get("Host")))
+            self.send_response(503 if self.path == "/busy" else 204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = ProbeTarget("127.0.0.1", server.server_address[1], socket.AF_INET, None)
+        check = HealthCheckSection(
+            type="https", method="HEAD", path="/ready", host="shop.example", expect_status=[204]
+        )
+        assert asyncio.run(run_check("https", check, target)).passed
+        assert seen[-1] == ("HEAD", "/ready", "shop.example")
+        busy = check.model_copy(update={"path": "/busy"})
+        assert asyncio.run(run_check("https", busy, target)).result == "status 503"
+        plain = asyncio.run(run_check("http", check, target))  # HTTP to a TLS port
+        assert not plain.passed
+    finally:
+        server.shutdown()
+        server.server_close()

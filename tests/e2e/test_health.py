@@ -27,6 +27,7 @@ TOKEN = API_TOKEN
 
 def config(t: Topology, workdir: Path) -> dict[str, Any]:
     cfg = t.node_config(workers=1)
+    cfg["dataplane"]["log"] = {"file": str(workdir / "dplb.log")}
     cfg["services"][0]["health_check"] = {
         "type": "http",
         "path": "/",
@@ -39,8 +40,12 @@ def config(t: Topology, workdir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("health")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("health")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> Iterator[Lab]:
     with running_lab(PREFIX, tmp_path_factory, lambda t: config(t, workdir)) as lab:
         wait_until(lambda: api_get(lab, "/api/v1/health", check=False), 30, "the node's API")
         yield lab
@@ -75,7 +80,17 @@ def real_connections(lab: Lab) -> dict[str, int]:
     }
 
 
-def test_a_real_that_stops_listening_is_down_gets_nothing_and_comes_back(lab: Lab) -> None:
+def events(workdir: Path, name: str) -> list[dict[str, Any]]:
+    log = workdir / "dplb.log"
+    if not log.exists():
+        return []
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in lines if e["event"] == name]
+
+
+def test_a_real_that_stops_listening_is_down_gets_nothing_and_comes_back(
+    lab: Lab, workdir: Path
+) -> None:
     t = lab.topology
     rs2 = t.real4(1)
 
@@ -121,12 +136,23 @@ def test_a_real_that_stops_listening_is_down_gets_nothing_and_comes_back(lab: La
         line.split() for line in out.stdout.splitlines()
     ], out.stdout
 
+    # The node's log has the change as an event.
+    wait_until(lambda: events(workdir, "real_down"), 10, "a real_down event in the log")
+    logged = events(workdir, "real_down")[-1]
+    assert (logged["real"], logged["real_port"], logged["vip"], logged["source"]) == (
+        rs2,
+        8080,
+        t.vip4,
+        "active",
+    )
+
     lab.servers[1].start()  # listens again
     lab.servers[1].wait_for_output(r"^ready$", 30)
     wait_until(lambda: reals_health(lab)[rs2]["status"] == "up", 30, f"{rs2} back up")
     result = load(lab, f"{t.vip4}:80", requests=30)
     assert result["errors"] == 0, result
     assert sorted(result["by_real"]) == ["rs1", "rs2", "rs3"], result
+    wait_until(lambda: events(workdir, "real_up"), 10, "a real_up event in the log")
 
 
 def test_the_checker_reports_its_cost(lab: Lab) -> None:
