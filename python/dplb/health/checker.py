@@ -129,6 +129,7 @@ class HealthChecker:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._applied_down: frozenset[RealKey] = frozenset()
+        self._passive_wanted = False  # a service has passive thresholds
 
     # -- following the config ----------------------------------------------------------
     def sync(self, cfg: NodeConfig) -> None:
@@ -140,6 +141,8 @@ class HealthChecker:
         targets: dict[RealKey, Target] = {}
         wanted: list[WantedReal] = []
         fresh: list[Target] = []
+        devices: dict[int, str | None] = {}  # per port: looked up once per config
+        passive = False
         for svc in cfg.services:
             kind = check_type(svc)
             hc = svc.health_check
@@ -160,8 +163,11 @@ class HealthChecker:
                     address=str(address),
                     port=port,
                     family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
-                    device=_device(cfg, index, self._kernel_interfaces),
+                    device=devices[index]
+                    if index in devices
+                    else devices.setdefault(index, _device(cfg, index, self._kernel_interfaces)),
                 )
+                passive = passive or bool(hc.passive.syn_unanswered or hc.passive.resets)
                 old = self._targets.get(key)
                 target = Target(key, kind, hc, probe, index, old.due if old is not None else 0.0)
                 target.busy = old.busy if old is not None else False
@@ -178,6 +184,7 @@ class HealthChecker:
                 t.due = now + interval * i / n
                 self._push(t)
         self._targets = targets
+        self._passive_wanted = passive
         came_up = self.state.sync(wanted)
         self._passive = {k: w for k, w in self._passive.items() if k in targets}
         self.stats.busy_seconds += time.perf_counter() - started
@@ -215,35 +222,42 @@ class HealthChecker:
 
     async def _check_loop(self) -> None:
         while True:
-            now = self._clock()
-            started = time.perf_counter()
-            while self._heap and self._heap[0][0] <= now:
-                due, _, key = heapq.heappop(self._heap)
-                target = self._targets.get(key)
-                if target is None or target.due != due:
-                    continue  # gone, or rescheduled
-                if now - due > target.check.interval:
-                    self.stats.late += 1
-                # The next one keeps its phase; a checker that fell behind skips ahead.
-                target.due = due + target.check.interval
-                if target.due <= now:
-                    target.due = now + target.check.interval
-                self._push(target)
-                if target.port_index in self._links_down:
-                    self._record(target, ProbeResult(False, "link down"), 0.0)
-                    continue
-                if target.busy:
-                    self.stats.late += 1  # its last check still runs (timeout > interval)
-                    continue
-                target.busy = True
-                task = asyncio.create_task(self._probe(target))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            self.stats.busy_seconds += time.perf_counter() - started
+            try:
+                self._start_due()
+            except Exception:  # keep checking whatever happens
+                log.exception("health checker: starting the due checks failed")
             delay = self._heap[0][0] - self._clock() if self._heap else 1.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, 1.0)))
+
+    def _start_due(self) -> None:
+        """Starts every check that is due (or fails it at once behind a dead link)."""
+        now = self._clock()
+        started = time.perf_counter()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, key = heapq.heappop(self._heap)
+            target = self._targets.get(key)
+            if target is None or target.due != due:
+                continue  # gone, or rescheduled
+            if now - due > target.check.interval:
+                self.stats.late += 1
+            # The next one keeps its phase; a checker that fell behind skips ahead.
+            target.due = due + target.check.interval
+            if target.due <= now:
+                target.due = now + target.check.interval
+            self._push(target)
+            if target.port_index in self._links_down:
+                self._record(target, ProbeResult(False, "link down"), 0.0)
+                continue
+            if target.busy:
+                self.stats.late += 1  # its last check still runs (timeout > interval)
+                continue
+            target.busy = True
+            task = asyncio.create_task(self._probe(target))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.stats.busy_seconds += time.perf_counter() - started
 
     async def _probe(self, target: Target) -> None:
         try:
@@ -328,7 +342,10 @@ class HealthChecker:
             self._applied_down = down
             resets = [k for k in went_down if self._on_down(k) == "reset"]
             if resets:
-                await asyncio.to_thread(self._reset_sessions, resets)
+                try:
+                    await asyncio.to_thread(self._reset_sessions, resets)
+                except Exception:  # they are quiesced at least; keep applying
+                    log.exception("health checker: resetting the sessions of down reals failed")
 
     def _on_down(self, key: RealKey) -> str:
         target = self._targets.get(key)
@@ -373,7 +390,7 @@ class HealthChecker:
                 status = await asyncio.to_thread(self.dataplane.status)
                 self._links(status.ports)
                 now = self._clock()
-                if now - last_passive >= self.settings.passive_interval:
+                if self._passive_wanted and now - last_passive >= self.settings.passive_interval:
                     last_passive = now
                     table = await asyncio.to_thread(self.dataplane.counters)
                     self._passive_check(table, now)
