@@ -40,7 +40,7 @@ from conftest import CLIENT_GW_MAC, REAL_MACS, VIP4, TcpFlow, node_config
 from dplb.config import HealthCheckSection, parse_config
 from dplb.dataplane import DataplaneStatus, HarnessDataplane
 from dplb.engine import Engine
-from dplb.health import HealthChecker
+from dplb.health import HealthChecker, service_can_serve
 from dplb.health.probes import ProbeTarget, run_check
 from dplb.health.state import RealHealth
 from health_helpers import checked_node, listener
@@ -524,3 +524,25 @@ def test_an_https_check_sends_its_method_path_and_host_and_judges_the_answer(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_service_can_serve_follows_the_checks_and_without_a_checker_the_config(
+    tmp_path: Path, client: TestClient, node: Node
+) -> None:
+    web, udp, gone = (VIP4, 80, "tcp"), (VIP4, 53, "udp"), ("10.0.100.99", 80, "tcp")
+    # The API's test node runs no checker: the config decides.
+    assert service_can_serve(node.app, web) and service_can_serve(node.app, udp)
+    assert not service_can_serve(node.app, gone)
+    r = client.patch(f"{WEB}/reals/10.0.2.11/8080", headers=ADMIN, json={"weight": 0})
+    assert r.status_code == 200
+    r = client.post(f"{WEB}/reals/10.0.2.12/8080/quiesce", headers=ADMIN)
+    assert r.status_code == 200
+    assert not service_can_serve(node.app, web), "no real takes sessions"
+    with listener() as server:
+        checked = checked_node(tmp_path / "checked", server.port, both=True, type="tcp")
+        with api_client(checked) as c:
+            wait_for(lambda: real_health(c)["last_result"] == "pass", what="a pass")
+            assert service_can_serve(checked.app, web)
+            server.stop()
+            wait_for(lambda: not service_can_serve(checked.app, web), what="both reals down")
+            assert service_can_serve(checked.app, udp), "the UDP service checks nothing"

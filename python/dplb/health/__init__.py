@@ -18,6 +18,7 @@ __all__ = [
     "RealKey",
     "ServiceKey",
     "app_health",
+    "service_can_serve",
     "start_health_checker",
 ]
 
@@ -42,3 +43,18 @@ def app_health(app: Any) -> HealthChecker | None:
     """The running checker of an app, or None (not started, or disabled)."""
     checker: HealthChecker | None = getattr(app.state, "health", None)
     return checker
+
+
+def service_can_serve(app: Any, service: ServiceKey) -> bool:
+    """Whether this node can serve `service` (vip, port, protocol): one of its reals is
+    up by the health checks (with the checker running) and takes sessions by the config
+    (enabled, weight above 0). Without a checker (`health.enabled: false`), the config
+    alone decides. What announcing the VIP depends on; `app_health(app).state.changed`
+    (an asyncio.Event) and `.state.subscribe(callback)` say when it may have changed."""
+    checker = app_health(app)
+    if checker is not None:
+        return checker.state.service_can_serve(service)
+    for svc in app.state.node.reconciler.running.services:
+        if (str(svc.vip), svc.port, svc.protocol) == service:
+            return any(r.enabled and r.weight > 0 for r in svc.reals)
+    return False
