@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import dplb.health.checker as checker_module
-from dplb import __version__
 from dplb.config import parse_config
 from dplb.dataplane import HarnessDataplane
 from dplb.engine import Engine
 from dplb.health import HealthChecker
+from result_header import result_header
 
 REALS_PER_SERVICE = 100
 LISTENERS = 4
@@ -161,15 +159,7 @@ def main() -> int:
         listener.wait()
 
     result = {
-        "benchmark": "health",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "dplb": __version__,
-            "load_average": os.getloadavg(),
-        },
+        **result_header("health"),
         "parameters": {
             "reals": args.reals,
             "interval_s": args.interval,
