@@ -388,6 +388,9 @@ def test_dplb_ctl_shows_a_down_real_and_the_services_that_can_serve(tmp_path: Pa
             ]
             assert rows[1][:6] == [b"10.0.2.11:8080", b"100", b"yes", b"down", b"down", b"refused"]
             assert rows[2][:5] == [b"10.0.2.12:8080", b"100", b"yes", b"up", b"unchecked"]
+            services = [line.split() for line in ctl_out(url, "services", "list").splitlines()]
+            assert services[1][0] == b"10.0.100.10:80/tcp"
+            assert services[1][-1] == b"1/2", "10.0.2.11 down: one of two reals takes sessions"
             out = ctl_out(url, "health").decode()
             lines = [line.split() for line in out.splitlines()]
             assert lines[0] == ["SERVICE", "CHECK", "NIC", "CAN-SERVE", "UP", "DOWN"]

@@ -169,10 +169,16 @@ def _change_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _services_text(data: list[dict[str, Any]]) -> str:
+def _services_text(data: list[dict[str, Any]], down: set[tuple[str, str]]) -> str:
+    """REALS-UP: the reals that take new sessions (enabled, weight above 0, not down by
+    the health checks) of all."""
     rows = []
     for s in data:
-        enabled = sum(1 for r in s["reals"] if r["enabled"] and r["weight"] > 0)
+        enabled = sum(
+            1
+            for r in s["reals"]
+            if r["enabled"] and r["weight"] > 0 and (s["id"], _real_id(r)) not in down
+        )
         rows.append(
             [
                 s["id"],
@@ -193,13 +199,17 @@ def _service_text(s: dict[str, Any]) -> str:
     return head + "\n" + _reals_text(s["reals"], s["id"])
 
 
+def _real_id(r: dict[str, Any]) -> str:
+    if r.get("id"):
+        return str(r["id"])
+    addr = ipaddress.ip_address(r["address"])
+    return f"[{addr}]:{r['port']}" if addr.version == 6 else f"{addr}:{r['port']}"
+
+
 def _reals_text(reals: list[dict[str, Any]], service: str | None = None) -> str:
     rows = []
     for r in reals:
-        addr = ipaddress.ip_address(r["address"])
-        rid = r.get("id") or (
-            f"[{addr}]:{r['port']}" if addr.version == 6 else f"{addr}:{r['port']}"
-        )
+        rid = _real_id(r)
         health = r.get("health") or {}
         status = health.get("status", "unknown")
         state = "up" if r["enabled"] and r["weight"] > 0 else "quiesced"
@@ -409,7 +419,14 @@ def cmd_node(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
 
 def cmd_services_list(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("GET", "/services")
-    return data, _services_text(data)
+    checks = c.call("GET", "/health-checks")
+    down = {
+        (s["id"], r["id"])
+        for s in checks["services"]
+        for r in s["reals"]
+        if (r.get("health") or {}).get("status") == "down"
+    }
+    return data, _services_text(data, down)
 
 
 def cmd_services_show(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
