@@ -14,7 +14,7 @@ from dplb.api.errors import READ_ERRORS
 from dplb.api.models import CheckerView, HealthChecks, Real, RealHealthView, ServiceHealthView
 from dplb.config import RealSection, ServiceSection, check_type
 from dplb.config_diff import service_id
-from dplb.health import HealthChecker, app_health
+from dplb.health import HealthChecker, app_health, service_can_serve
 
 router = APIRouter(prefix="/health-checks", tags=["health"])
 
@@ -66,7 +66,7 @@ async def get_health_checks(request: Request, _: Viewer, node: NodeDep) -> Healt
                 protocol=svc.protocol,
                 nic=svc.nic,
                 check=check_type(svc),
-                can_serve=checker.state.service_can_serve(key) if checker else bool(reals),
+                can_serve=service_can_serve(request.app, key),
                 reals_up=up,
                 reals_down=len(reals) - up,
                 reals=reals,
