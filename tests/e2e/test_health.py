@@ -20,7 +20,7 @@ from .helpers import API_TOKEN, delta, load, node_tail, run_prefix, running_lab,
 
 pytestmark = pytest.mark.e2e
 
-PREFIX = run_prefix("e2e8")
+PREFIX = run_prefix("e2e0")  # e2e1-e2e9: the other modules (e2e8: BGP)
 API_PORT = 18280
 TOKEN = API_TOKEN
 
