@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,13 +25,13 @@ from fastapi.testclient import TestClient  # noqa: E402
 from scapy.layers.inet import IP, TCP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
-from dplb import __version__  # noqa: E402
 from dplb.api import create_app  # noqa: E402
 from dplb.config import parse_config  # noqa: E402
 from dplb.dataplane import HarnessDataplane  # noqa: E402
 from dplb.engine import Engine  # noqa: E402
 from dplb.metrics import DataplaneCollector  # noqa: E402
 from dplb.store import FileStore  # noqa: E402
+from result_header import result_header  # noqa: E402
 
 CLIENT_MAC = "0a:00:00:00:01:fe"
 AIM_MS = 50.0
@@ -146,14 +144,7 @@ def main() -> int:
             http = timed(lambda: client.get("/metrics").raise_for_status(), args.runs)
 
     result = {
-        "benchmark": "scrape",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "dplb": __version__,
-        },
+        **result_header("scrape"),
         "parameters": {
             "services": args.services,
             "reals_per_service": args.reals,

@@ -11,6 +11,7 @@ packages=(
   python3 python3-dev python3-venv python3-pip
   libgtest-dev libdpdk-dev dpdk-dev
   iproute2 ethtool iputils-ping curl nftables
+  openssl                 # a self-signed certificate for the HTTPS health-check test
   haproxy nginx tcpdump
   prometheus
   etcd-server etcd-client # the cluster store: its tests run a real 3-member etcd

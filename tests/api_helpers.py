@@ -32,7 +32,8 @@ API = "/api/v1"
 
 
 def api_config(tmp_path: Path, workers: int = 1, **overrides: Any) -> dict[str, Any]:
-    """The harness topology with two tokens and a file store under tmp_path."""
+    """The harness topology with two tokens and a file store under tmp_path, without
+    health checks (`health=...` turns them on)."""
     cfg = node_config(workers)
     cfg["api"] = {
         "tokens": [
@@ -42,6 +43,8 @@ def api_config(tmp_path: Path, workers: int = 1, **overrides: Any) -> dict[str, 
         "audit_log": str(tmp_path / "audit.jsonl"),
     }
     cfg["store"] = {"file": str(tmp_path / "store" / "desired.yaml")}
+    # The harness's reals are frames, not hosts: nothing to check (test_health does).
+    cfg["health"] = {"enabled": False}
     cfg.update(overrides)
     return cfg
 

@@ -173,6 +173,7 @@ def test_openapi_document_is_served_with_stable_operation_ids(client: TestClient
         "list_audit_entries",
         "get_cluster",
         "wait_cluster_applied",
+        "get_health_checks",
     } == ids
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     error = doc["paths"]["/api/v1/services"]["post"]["responses"]["422"]

@@ -77,7 +77,8 @@ def test_add_quiesce_enable_and_delete_a_service(server: tuple[Node, str]) -> No
     out = ok(url, "reals", "quiesce", "10.0.100.50:443/tcp", "10.0.2.11:8443")
     assert "reals[10.0.2.11:8443].enabled: True -> False" in out
     table = ok(url, "reals", "list", "10.0.100.50:443").splitlines()
-    assert table[1].split() == ["10.0.2.11:8443", "100", "no", "quiesced"]
+    # The API's tests run no health checker: health unknown, no check, no change.
+    assert table[1].split() == ["10.0.2.11:8443", "100", "no", "quiesced", "unknown", "-", "-"]
     ok(url, "reals", "enable", "10.0.100.50:443", "10.0.2.11:8443")
     ok(url, "reals", "set", "10.0.100.50:443", "10.0.2.11:8443", "--weight", "7")
     assert node.running().services[-1].reals[0].weight == 7

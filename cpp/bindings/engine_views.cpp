@@ -128,6 +128,8 @@ py::list engine_real_stats(const Engine& engine) {
                 sum.packets_out += c.packets_out;
                 sum.bytes_in += c.bytes_in;
                 sum.bytes_out += c.bytes_out;
+                sum.syn_unanswered += c.syn_unanswered;
+                sum.resets_from_real += c.resets_from_real;
             }
             py::dict d;
             d["vip"] = py::make_tuple(svc.vip.to_string(), svc.port);
@@ -140,6 +142,8 @@ py::list engine_real_stats(const Engine& engine) {
             d["packets_out"] = sum.packets_out.load();
             d["bytes_in"] = sum.bytes_in.load();
             d["bytes_out"] = sum.bytes_out.load();
+            d["syn_unanswered"] = sum.syn_unanswered.load();
+            d["resets_from_real"] = sum.resets_from_real.load();
             out.append(d);
         }
     }
@@ -173,6 +177,8 @@ py::dict engine_counter_table(const Engine& engine, int64_t known_generation) {
                 out[3] += c.packets_out;
                 out[4] += c.bytes_in;
                 out[5] += c.bytes_out;
+                out[6] += c.syn_unanswered;
+                out[7] += c.resets_from_real;
             }
             for (size_t f = 0; f < kCounterFields; ++f) sum[f] += out[f];
             if (fresh) real_ids.append(py::make_tuple(s, r.address.to_string(), r.port, r.weight));

@@ -36,8 +36,9 @@ pybind11::list engine_real_stats(const core::Engine& engine);
 // `reals` [(service index, address, port, weight)] in snapshot order, or None when the
 // generation is `known_generation` (the caller kept them); `service_counters` and
 // `real_counters`: native uint64 bytes, kCounterFields per entry (connections, active,
-// packets_in, packets_out, bytes_in, bytes_out), summed over the workers.
+// packets_in, packets_out, bytes_in, bytes_out, syn_unanswered, resets_from_real), summed
+// over the workers.
 pybind11::dict engine_counter_table(const core::Engine& engine, int64_t known_generation);
-inline constexpr size_t kCounterFields = 6;
+inline constexpr size_t kCounterFields = 8;
 
 }  // namespace dplb::bindings

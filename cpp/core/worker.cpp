@@ -365,6 +365,7 @@ bool Worker::resolve_macs(Session& s) {
 void Worker::update_tcp_state(uint32_t index, Session& s, uint8_t flags, Direction dir) {
     const TcpState before = s.state;
     if (flags & kTcpRst) {
+        if (dir == Direction::outbound && before != TcpState::close) ++reals_[s.real_slot].resets_from_real;
         s.state = TcpState::close;
     } else {
         if (flags & kTcpFin) {
@@ -432,6 +433,7 @@ void Worker::expire(uint32_t index, CloseReason why) {
     }
     pool_->release(s.local_address, s.outbound.src, s.outbound.src_port, s.outbound.dst_port, now_ns_, hold_until);
     RealCounters& rc = reals_[s.real_slot];
+    if (s.state == TcpState::syn_sent && why == CloseReason::expired) [[unlikely]] ++rc.syn_unanswered;
     if (rc.active > 0) add_active(rc, -1);
     ++stats_.sessions_expired;
     table_.erase(index);

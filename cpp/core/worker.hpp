@@ -53,9 +53,14 @@ struct RealCounters {
     Counter packets_out = 0;  // real -> client
     Counter bytes_in = 0;
     Counter bytes_out = 0;
+    // Passive health (the control side marks a real down past a threshold): client SYNs
+    // the real never answered (their session expired in syn_sent), and resets it sent.
+    Counter syn_unanswered = 0;
+    Counter resets_from_real = 0;
     SingleWriterCounter<uint32_t> active = 0;
     uint32_t pad = 0;
 };
+static_assert(sizeof(RealCounters) == 64, "one cache line per real and worker");
 
 // A next hop whose MAC a session needs and the neighbour table lacks: the worker asks,
 // the control side sends ARP or a neighbour solicitation.

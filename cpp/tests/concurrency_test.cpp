@@ -24,26 +24,8 @@ const MacAddress kClientGatewayMac = {0x0a, 0, 0, 0, 1, 0xfe};
 const MacAddress kRealMacs[2] = {{0x0a, 0, 0, 0, 2, 0x11}, {0x0a, 0, 0, 0, 2, 0x12}};
 
 EngineConfig config() {
-    EngineConfig c;
-    c.workers = kWorkers;
-    c.sessions_per_worker = 4096;
-    c.local_port_real_time_wait_s = 0;
-    PortConfig client_side, real_side;
-    client_side.name = "port0";
-    client_side.mac = {2, 0, 0, 0, 0, 1};
-    client_side.addresses = {*Prefix::parse("10.0.1.1/24")};
-    client_side.gateways = {ip("10.0.1.254")};
-    real_side.name = "port1";
-    real_side.mac = {2, 0, 0, 0, 0, 2};
-    real_side.addresses = {*Prefix::parse("10.0.2.1/24")};
-    real_side.local_addresses = {{ip("10.0.2.101")}, {ip("10.0.2.102")}};
-    c.ports = {client_side, real_side};
-    ServiceConfig s;
-    s.vip = ip("10.0.100.10");
-    s.port = 80;
-    s.scheduler = SchedulerKind::rr;
-    s.reals = {{ip("10.0.2.11"), 8080, 100}, {ip("10.0.2.12"), 8080, 100}};
-    c.services = {s};
+    EngineConfig c = testing_frames::two_port_config(kWorkers, 4096);
+    c.services[0].reals.push_back({ip("10.0.2.12"), 8080, 100});
     return c;
 }
 

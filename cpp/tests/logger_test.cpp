@@ -28,27 +28,8 @@ using namespace std::chrono_literals;
 IpAddress ip(const char* text) { return *IpAddress::parse(text); }
 
 EngineConfig config(bool connection_log, uint32_t sessions = 64) {
-    EngineConfig c;
-    c.workers = 1;
-    c.sessions_per_worker = sessions;
-    c.local_port_real_time_wait_s = 0;
-    PortConfig client_side, real_side;
-    client_side.name = "port0";
-    client_side.mac = {2, 0, 0, 0, 0, 1};
-    client_side.addresses = {*Prefix::parse("10.0.1.1/24")};
-    client_side.gateways = {ip("10.0.1.254")};
-    real_side.name = "port1";
-    real_side.mac = {2, 0, 0, 0, 0, 2};
-    real_side.addresses = {*Prefix::parse("10.0.2.1/24")};
-    real_side.local_addresses = {{ip("10.0.2.101")}};
-    c.ports = {client_side, real_side};
-    ServiceConfig s;
-    s.vip = ip("10.0.100.10");
-    s.port = 80;
-    s.scheduler = SchedulerKind::rr;
-    s.reals = {{ip("10.0.2.11"), 8080, 100}};
-    s.connection_log = connection_log;
-    c.services = {s};
+    EngineConfig c = testing_frames::two_port_config(1, sessions);
+    c.services[0].connection_log = connection_log;
     return c;
 }
 

@@ -324,6 +324,17 @@ class EtcdSection(ConfigModel):
         )
 
 
+class HealthSection(ConfigModel):
+    """The node's health checker (node-local). Each service says how its reals are
+    checked (`services[].health_check`)."""
+
+    enabled: Annotated[bool, Strict()] = True
+    # How often the workers' passive counters are read.
+    passive_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Checks in flight at once at most (later ones wait their turn).
+    max_concurrent: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 1000
+
+
 class StoreSection(ConfigModel):
     # A standalone node's desired config, in a YAML file; or the cluster's, in etcd.
     file: Path | None = None
@@ -338,6 +349,15 @@ class StoreSection(ConfigModel):
         return self
 
 
+class RealHealthCheck(ConfigModel):
+    """A real's own health-check settings: the check of its service, sent elsewhere
+    (a separate status port or address), or not at all (`enabled: false`: always up)."""
+
+    enabled: Annotated[bool, Strict()] = True
+    address: Address | None = None
+    port: Port | None = None
+
+
 class RealSection(ConfigModel):
     address: RealAddress
     port: Port
@@ -345,15 +365,64 @@ class RealSection(ConfigModel):
     weight: Annotated[int, Strict(), Field(ge=0, le=65535)] = 100
     # false quiesces it too, keeping its weight for when it is enabled again.
     enabled: Annotated[bool, Strict()] = True
+    # Where the service's health check of this real goes, when not to the real itself
+    # (None: to the real, as the service says).
+    health_check: RealHealthCheck | None = None
+
+
+class PassiveCheckSection(ConfigModel):
+    """Passive checks: what the workers see of a real's traffic. More than `syn_unanswered`
+    client SYNs it never answered, or more than `resets` resets it sent, within `window`
+    seconds, mark it down like failed active checks (0: that count is not used); it comes
+    back up through the active checks."""
+
+    syn_unanswered: Annotated[int, Strict(), Field(ge=0, le=1_000_000)] = 0
+    resets: Annotated[int, Strict(), Field(ge=0, le=1_000_000)] = 0
+    window: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
+HealthCheckType = Literal["none", "tcp", "http", "https", "udp"]
 
 
 class HealthCheckSection(ConfigModel):
-    type: Literal["none", "tcp", "http"] = "tcp"
+    """How the node checks each real of a service (dplb.health)."""
+
+    # Default: tcp for a TCP service, none for a UDP one (a UDP check needs to know what
+    # to send): see `check_type`.
+    type: HealthCheckType | None = None
     interval: Annotated[float, Field(gt=0, le=3600)] = 2.0
     timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
     rise: Annotated[int, Strict(), Field(ge=1, le=100)] = 2
     fall: Annotated[int, Strict(), Field(ge=1, le=100)] = 3
-    path: str = "/"
+    # The port checked (default: each real's own).
+    port: Port | None = None
+    # http / https
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+    path: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^/[!-~]*$")] = "/"
+    host: (
+        Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:\[\]_-]+$")]
+        | None
+    ) = None
+    expect_status: Annotated[
+        list[Annotated[int, Strict(), Field(ge=100, le=599)]], Field(min_length=1)
+    ] = [200]
+    expect_body: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    # udp: the datagram sent (UTF-8 text), and what passes: a reply (containing
+    # expect_body if set), or no ICMP port unreachable within the timeout.
+    send: Annotated[str, Field(max_length=1024)] = ""
+    udp_expect: Literal["reply", "no_unreachable"] = "no_unreachable"
+    # A real that goes down: "quiesce" (no new sessions, established ones go on) or
+    # "reset" (its sessions are removed too).
+    on_down: Literal["quiesce", "reset"] = "quiesce"
+    passive: PassiveCheckSection = PassiveCheckSection()
+
+
+def check_type(svc: ServiceSection) -> HealthCheckType:
+    """The health check a service runs: its `health_check.type`, or the default for its
+    protocol."""
+    if svc.health_check.type is not None:
+        return svc.health_check.type
+    return "tcp" if svc.protocol == "tcp" else "none"
 
 
 def _is_prime(n: int) -> bool:
@@ -394,6 +463,7 @@ class NodeConfig(ConfigModel):
     dataplane: DataplaneSection
     api: ApiSection = ApiSection()
     store: StoreSection = StoreSection()
+    health: HealthSection = HealthSection()
     services: list[ServiceSection] = []
 
 

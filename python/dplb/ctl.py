@@ -170,10 +170,16 @@ def _change_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _services_text(data: list[dict[str, Any]]) -> str:
+def _services_text(data: list[dict[str, Any]], down: set[tuple[str, str]]) -> str:
+    """REALS-UP: the reals that take new sessions (enabled, weight above 0, not down by
+    the health checks) of all."""
     rows = []
     for s in data:
-        enabled = sum(1 for r in s["reals"] if r["enabled"] and r["weight"] > 0)
+        enabled = sum(
+            1
+            for r in s["reals"]
+            if r["enabled"] and r["weight"] > 0 and (s["id"], _real_id(r)) not in down
+        )
         rows.append(
             [
                 s["id"],
@@ -194,16 +200,75 @@ def _service_text(s: dict[str, Any]) -> str:
     return head + "\n" + _reals_text(s["reals"], s["id"])
 
 
+def _real_id(r: dict[str, Any]) -> str:
+    if r.get("id"):
+        return str(r["id"])
+    addr = ipaddress.ip_address(r["address"])
+    return f"[{addr}]:{r['port']}" if addr.version == 6 else f"{addr}:{r['port']}"
+
+
 def _reals_text(reals: list[dict[str, Any]], service: str | None = None) -> str:
     rows = []
     for r in reals:
-        addr = ipaddress.ip_address(r["address"])
-        rid = r.get("id") or (
-            f"[{addr}]:{r['port']}" if addr.version == 6 else f"{addr}:{r['port']}"
-        )
+        rid = _real_id(r)
+        health = r.get("health") or {}
+        status = health.get("status", "unknown")
         state = "up" if r["enabled"] and r["weight"] > 0 else "quiesced"
-        rows.append([rid, r["weight"], "yes" if r["enabled"] else "no", state])
-    return table(rows, ["REAL", "WEIGHT", "ENABLED", "STATE"])
+        if state == "up" and status == "down":
+            state = "down"
+        rows.append(
+            [
+                rid,
+                r["weight"],
+                "yes" if r["enabled"] else "no",
+                state,
+                status,
+                health.get("last_result"),
+                _since(health.get("seconds_since_change")),
+            ]
+        )
+    return table(rows, ["REAL", "WEIGHT", "ENABLED", "STATE", "HEALTH", "LAST-CHECK", "SINCE"])
+
+
+def _since(seconds: float | None) -> str | None:
+    """12s, 5m, 3h, 2d: how long ago a real's health last changed."""
+    if seconds is None:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _health_text(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            s["id"],
+            s["check"],
+            s.get("nic"),
+            "yes" if s["can_serve"] else "NO",
+            s["reals_up"],
+            s["reals_down"],
+        ]
+        for s in data["services"]
+    ]
+    out = table(rows, ["SERVICE", "CHECK", "NIC", "CAN-SERVE", "UP", "DOWN"])
+    down = [
+        [s["id"], r["id"], r["health"].get("last_result"), r["health"].get("down_reason")]
+        for s in data["services"]
+        for r in s["reals"]
+        if r.get("health", {}).get("status") == "down"
+    ]
+    if down:
+        out += "\n\n" + table(down, ["SERVICE", "REAL DOWN", "LAST-CHECK", "REASON"])
+    c = data["checker"]
+    if not c["enabled"]:
+        return out + "\n\nhealth checker: off (health.enabled: false)"
+    return (
+        out + f"\n\nhealth checker: {c['reals_checked']} reals checked, "
+        f"{c['checks']['pass']} passed, {c['checks']['fail']} failed, {c['late']} late, "
+        f"{c['in_flight']} in flight, busy {c['busy_seconds']:.3f}s"
+    )
 
 
 def _sessions_text(page: dict[str, Any]) -> str:
@@ -355,7 +420,14 @@ def cmd_node(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
 
 def cmd_services_list(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("GET", "/services")
-    return data, _services_text(data)
+    checks = c.call("GET", "/health-checks")
+    down = {
+        (s["id"], r["id"])
+        for s in checks["services"]
+        for r in s["reals"]
+        if (r.get("health") or {}).get("status") == "down"
+    }
+    return data, _services_text(data, down)
 
 
 def cmd_services_show(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
@@ -425,6 +497,11 @@ def cmd_reals_enable(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
 
 def cmd_reals_delete(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     return _change(c, "DELETE", real_path(a.service, a.real))
+
+
+def cmd_health(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("GET", "/health-checks")
+    return data, _health_text(data)
 
 
 def cmd_laddrs(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
@@ -641,6 +718,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("protocol", choices=["tcp", "udp"])
     p.add_argument("client", help="CLIENT:PORT")
     p.add_argument("vip", help="VIP:PORT")
+
+    command(groups, "health", cmd_health, "health checks: services that can serve, reals down")
 
     p = command(groups, "stats", cmd_stats, "counters")
     p.add_argument(

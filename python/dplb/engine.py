@@ -32,7 +32,13 @@ def harness_mac(port_index: int) -> str:
     return f"02:00:00:00:00:{port_index + 1:02x}"
 
 
-def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
+# (vip, port, protocol, real address, real port): a real as health checks name it.
+RealKey = tuple[str, int, str, str, int]
+
+
+def _service_to_core(
+    svc: ServiceSection, defaults: Timeouts, down: frozenset[RealKey] = frozenset()
+) -> Any:
     core = _core.ServiceConfig()
     core.vip = str(svc.vip)
     core.port = svc.port
@@ -48,19 +54,23 @@ def _service_to_core(svc: ServiceSection, defaults: Timeouts) -> Any:
         for kind in _core.timeout_kinds
     ]
     reals = []
+    vip = str(svc.vip)
     for real in svc.reals:
         r = _core.RealConfig()
         r.address = str(real.address)
         r.port = real.port
         r.weight = real.weight if real.enabled else 0
+        if down and (vip, svc.port, svc.protocol, r.address, real.port) in down:
+            r.weight = 0  # failed its health checks: quiesced, like weight 0
         reals.append(r)
     core.reals = reals
     return core
 
 
-def services_to_core(cfg: NodeConfig) -> list[Any]:
-    """The services of a validated config as the engine's ServiceConfig list."""
-    return [_service_to_core(s, cfg.dataplane.timeouts) for s in cfg.services]
+def services_to_core(cfg: NodeConfig, down: frozenset[RealKey] = frozenset()) -> list[Any]:
+    """The services of a validated config as the engine's ServiceConfig list; the reals
+    in `down` (health checks) get weight 0: no new sessions, established ones go on."""
+    return [_service_to_core(s, cfg.dataplane.timeouts, down) for s in cfg.services]
 
 
 def logger_options(
@@ -204,13 +214,16 @@ class Engine:
         mac: str = self._core.port_mac(self._port_index(port))
         return mac
 
-    def update(self, config: NodeConfig | Mapping[str, Any]) -> None:
-        """Applies the services of a new config as one snapshot. The dataplane section
-        (ports, workers, local addresses) is fixed for the engine's life."""
+    def update(
+        self, config: NodeConfig | Mapping[str, Any], down: frozenset[RealKey] = frozenset()
+    ) -> None:
+        """Applies the services of a new config as one snapshot; the reals in `down`
+        (failed health checks) get no new sessions. The dataplane section (ports,
+        workers, local addresses) is fixed for the engine's life."""
         cfg = config if isinstance(config, NodeConfig) else parse_config(config)
         if cfg.dataplane != self.config.dataplane:
             raise ValueError("dataplane: cannot change on a running engine")
-        self._core.apply_services(services_to_core(cfg))
+        self._core.apply_services(services_to_core(cfg, down))
         self.config = cfg
 
     def worker_stats(self) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from dplb import __version__
 from dplb.dataplane import COUNTER_FIELDS, CounterTable, Dataplane, Telemetry
 from dplb.engine import DROP_REASONS
+from dplb.health import CheckerStats, app_health
 from dplb.store import ApplyStatus, StoreHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -130,6 +131,16 @@ _TRAFFIC = (
     ("packets_out", "outgoing_packets_total", "Packets from reals toward clients."),
     ("bytes_in", "incoming_bytes_total", "Bytes from clients toward reals."),
     ("bytes_out", "outgoing_bytes_total", "Bytes from reals toward clients."),
+)
+
+# Passive health: per real only.
+_PASSIVE = (
+    (
+        "syn_unanswered",
+        "dplb_real_syn_unanswered_total",
+        "Client SYNs the real never answered (their session expired waiting for it).",
+    ),
+    ("resets_from_real", "dplb_real_resets_total", "Resets the real sent."),
 )
 
 
@@ -274,7 +285,8 @@ class _SnapshotLabels:
 class DataplaneCollector(Collector):
     """Reads `dataplane.telemetry()` at each scrape. `apply_status` gives the
     reconciler's status (config versions); `real_up` the health checker's verdicts by
-    (vip, port, protocol, address, port): a real missing there is counted up."""
+    (vip, port, protocol, address, port): a real missing there is counted up; `health`
+    the checker's own counters (its cost), None while it does not run."""
 
     def __init__(
         self,
@@ -285,11 +297,13 @@ class DataplaneCollector(Collector):
         apply_status: Callable[[], ApplyStatus | None] | None = None,
         real_up: Callable[[], Mapping[RealKey, bool]] | None = None,
         store_health: Callable[[], StoreHealth] | None = None,
+        health: Callable[[], CheckerStats | None] | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.store_health = store_health
         self.apply_status = apply_status
         self.real_up = real_up
+        self.health = health
         self.base = Labels(("cluster", "node"))
         self.base.add((cluster, node))
         self._snapshot: _SnapshotLabels | None = None
@@ -314,7 +328,77 @@ class DataplaneCollector(Collector):
         self._services(t.counters, out)
         self._nics(t, out)
         self._local_addresses(t, out)
+        self._health(out)
         return out
+
+    def _health(self, out: list[Family | Histogram]) -> None:
+        stats = self.health() if self.health is not None else None
+        if stats is None:
+            return
+        base = self.base
+        results = Labels((*base.names, "result"))
+        for result in ("pass", "fail"):
+            results.add((*base.values[0], result))
+        out.append(
+            Family(
+                "dplb_health_checks_total",
+                "counter",
+                "Health checks of reals run, by result.",
+                results,
+                [stats.checks["pass"], stats.checks["fail"]],
+            )
+        )
+        for name, kind, text, value in (
+            (
+                "dplb_health_check_seconds_total",
+                "counter",
+                "Time the health checks took, summed (waiting for the reals included).",
+                stats.check_seconds,
+            ),
+            (
+                "dplb_health_checker_busy_seconds_total",
+                "counter",
+                "Time the checker's own work took on the event loop (scheduling, results).",
+                stats.busy_seconds,
+            ),
+            (
+                "dplb_health_checks_late_total",
+                "counter",
+                "Checks started more than one interval after they were due (checker behind).",
+                stats.late,
+            ),
+            (
+                "dplb_health_checks_in_flight",
+                "gauge",
+                "Health checks under way.",
+                stats.in_flight,
+            ),
+            (
+                "dplb_health_applies_total",
+                "counter",
+                "Engine snapshots made because reals went down or up.",
+                stats.applies,
+            ),
+            (
+                "dplb_health_apply_errors_total",
+                "counter",
+                "Health changes the dataplane refused (retried).",
+                stats.apply_errors,
+            ),
+            (
+                "dplb_health_passive_downs_total",
+                "counter",
+                "Reals marked down by the passive checks (SYNs unanswered, resets).",
+                stats.passive_downs,
+            ),
+            (
+                "dplb_health_link_downs_total",
+                "counter",
+                "Reals marked down because the link of their port went down.",
+                stats.link_downs,
+            ),
+        ):
+            out.append(Family(name, kind, text, base, [value]))
 
     def _node(self, t: Telemetry, out: list[Family | Histogram]) -> None:
         base = self.base
@@ -721,6 +805,10 @@ class DataplaneCollector(Collector):
                     real[_FIELD[key] :: _NFIELDS].tolist(),
                 )
             )
+        for key, name, text in _PASSIVE:
+            out.append(
+                Family(name, "counter", text, snap.reals, real[_FIELD[key] :: _NFIELDS].tolist())
+            )
         out.append(
             Family(
                 "dplb_real_weight",
@@ -850,12 +938,23 @@ def app_collector(app: Any) -> DataplaneCollector | None:
     if node is None:
         return None
     reconciler = node.reconciler
+
+    def real_up() -> Mapping[RealKey, bool]:
+        checker = app_health(app)
+        return checker.state.real_up() if checker is not None else {}
+
+    def health() -> CheckerStats | None:
+        checker = app_health(app)
+        return checker.stats if checker is not None else None
+
     collector = DataplaneCollector(
         node.dataplane,
         cluster=node.node_config.node.cluster,
         node=node.node_config.node.name,
         apply_status=lambda: reconciler.status,
         store_health=node.store.health,
+        real_up=real_up,
+        health=health,
     )
     app.state.metrics_collector = collector
     return collector

@@ -19,7 +19,7 @@ from conftest import CLIENT4, CLIENT6, VIP4, VIP6
 from dplb.api import create_app
 from dplb.api.audit import AuditLog
 from dplb.config import NodeConfig, parse_config
-from dplb.dataplane import Dataplane, Session, SessionKey, SessionQuery
+from dplb.dataplane import COUNTER_FIELDS, Dataplane, Session, SessionKey, SessionQuery
 from dplb.engine import DROP_REASONS
 from dplb.store import FileStore
 
@@ -92,6 +92,30 @@ def test_a_changed_dataplane_section_is_refused(dataplane: Dataplane) -> None:
         dataplane.apply(parse_config(raw))
     assert dataplane.running_config() == BASE
     assert real_ids(dataplane) == BASE_REALS
+
+
+def test_reals_set_down_get_weight_0_until_set_up_and_a_reapply_keeps_them(
+    dataplane: Dataplane,
+) -> None:
+    down = (VIP4, 80, "tcp", "10.0.2.11", 8080)
+    quiesced = (*down, 0)
+    dataplane.set_reals_down(frozenset({down}))
+    try:
+        assert real_ids(dataplane) == BASE_REALS - {(*down, 100)} | {quiesced}
+        assert dataplane.running_config() == BASE, "health is not config"
+        dataplane.apply(with_services(ONE_SERVICE))
+        assert quiesced in real_ids(dataplane)
+    finally:
+        dataplane.set_reals_down(frozenset())
+    assert (*down, 100) in real_ids(dataplane)
+
+
+def test_counters_name_every_real_of_the_snapshot(dataplane: Dataplane) -> None:
+    table = dataplane.counters()
+    assert sorted(table.services) == sorted(
+        [(VIP4, 80, "tcp"), (VIP4, 53, "udp"), (VIP6, 80, "tcp")]
+    )
+    assert len(table.real_counters) == len(table.reals) * len(COUNTER_FIELDS) == 4 * 8
 
 
 def test_status(dataplane: Dataplane) -> None:
@@ -299,7 +323,7 @@ def test_telemetry(dataplane: Dataplane) -> None:
         [(VIP4, 80, "tcp"), (VIP4, 53, "udp"), (VIP6, 80, "tcp")]
     )
     assert len(t.counters.reals) == 4
-    assert len(t.counters.real_counters) == 4 * 6
+    assert len(t.counters.real_counters) == 4 * len(COUNTER_FIELDS)
 
 
 # -- apply does not stop the control plane ----------------------------------------------

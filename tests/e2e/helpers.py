@@ -119,6 +119,18 @@ def port_mac(lab: Lab, port: str) -> str:
 
 
 UDP_PORT = 5353
+API_TOKEN = "e2e-admin-token-0123456789"
+
+
+def with_api(cfg: dict[str, Any], workdir: Path, api_port: int) -> dict[str, Any]:
+    """`cfg` with the management API on the node namespace's loopback (`api_port`, one
+    admin token API_TOKEN) and its store under `workdir`."""
+    cfg["api"] = {
+        "listen": f"127.0.0.1:{api_port}",
+        "tokens": [{"name": "e2e", "token": API_TOKEN, "role": "admin"}],
+    }
+    cfg["store"] = {"file": str(workdir / "store" / "desired.yaml")}
+    return cfg
 
 
 def services_config(t: Topology, workers: int) -> dict[str, Any]:

@@ -20,26 +20,21 @@ import pytest
 from dplb.demo.lab import Lab, wait_until
 from dplb.demo.topology import Topology, netns_exec
 
-from .helpers import curl, load, run_prefix, running_lab
+from .helpers import API_TOKEN, curl, load, run_prefix, running_lab, with_api
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = run_prefix("e2e7")
 API_PORT = 18180
 PROMETHEUS_PORT = 19190
-TOKEN = "e2e-admin-token-0123456789"
+TOKEN = API_TOKEN
 
 
 def config(t: Topology, workdir: Path) -> dict[str, Any]:
     cfg = t.node_config(workers=2)
     cfg["services"][0]["connection_log"] = True
     cfg["dataplane"]["log"] = {"file": str(workdir / "dplb.log")}
-    cfg["api"] = {
-        "listen": f"127.0.0.1:{API_PORT}",
-        "tokens": [{"name": "e2e", "token": TOKEN, "role": "admin"}],
-    }
-    cfg["store"] = {"file": str(workdir / "store" / "desired.yaml")}
-    return cfg
+    return with_api(cfg, workdir, API_PORT)
 
 
 @pytest.fixture(scope="module")

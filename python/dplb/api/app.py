@@ -31,8 +31,10 @@ from dplb.api.routes import (
     sessions,
     stats,
 )
+from dplb.api.routes import health_checks as health_checks_routes
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
+from dplb.health import start_health_checker
 from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
 from dplb.store import FileStore, MemberInfo, Store, StoreUnavailable
@@ -139,9 +141,12 @@ def create_app(
             writer=ConfigWriter(the_store, reconciler, the_audit, apply_timeout),
         )
         task = asyncio.create_task(reconciler.run(after=after), name="dplb-reconciler")
+        health = start_health_checker(app)  # dplb.health: per-NIC checks of the reals
         try:
             yield
         finally:
+            if health is not None:
+                await health.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -162,6 +167,7 @@ def create_app(
     api.include_router(node.public_router)
     for module in (services, reals, sessions, stats, node, config, audit, cluster):
         api.include_router(module.router)
+    api.include_router(health_checks_routes.router)
     api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)
     app.include_router(metrics_router)  # GET /metrics, for Prometheus (no token)

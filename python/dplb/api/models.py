@@ -3,6 +3,7 @@ own models (`dplb.config`), so the API accepts exactly what a config file may sa
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
@@ -44,19 +45,77 @@ class Service(ServiceSection):
         return cls.model_construct(**dict(svc), id=service_id(str(svc.vip), svc.port, svc.protocol))
 
 
+class RealHealthView(Model):
+    """What this node's health checks found of a real (not config: each node checks its
+    own paths). `status`: up, down, unchecked (its service checks nothing, or the real
+    opted out: counted up) or unknown (the checker does not run, or has not seen the
+    real yet). `last_result`: pass, or what failed (timeout, refused, status 503, link
+    down, 12 SYNs unanswered...). `down_reason`: active, passive or link."""
+
+    status: Literal["up", "down", "unchecked", "unknown"]
+    last_result: str | None = None
+    last_check_at: datetime | None = None
+    last_change_at: datetime | None = None
+    seconds_since_change: float | None = None
+    down_reason: str | None = None
+    checks: int = 0
+
+
 class Real(RealSection):
-    """A real as configured, with `id` (`10.0.2.11:8080`) and its service's id."""
+    """A real as configured, with `id` (`10.0.2.11:8080`), its service's id and, where
+    the node checks it, its `health`."""
 
     id: str
     service: str
+    health: RealHealthView | None = None
 
     @classmethod
-    def of(cls, svc: ServiceSection, real: RealSection) -> Real:
+    def of(
+        cls, svc: ServiceSection, real: RealSection, health: RealHealthView | None = None
+    ) -> Real:
         return cls.model_construct(
             **dict(real),
             id=endpoint_id(str(real.address), real.port),
             service=service_id(str(svc.vip), svc.port, svc.protocol),
+            health=health,
         )
+
+
+class ServiceHealthView(Model):
+    """A service as the health checks see it: `can_serve` while one of its reals is up
+    (what decides whether the node announces its VIP)."""
+
+    id: str
+    vip: str
+    port: int
+    protocol: Literal["tcp", "udp"]
+    nic: str | None
+    check: str  # the check type it runs: none, tcp, http, https, udp
+    can_serve: bool
+    reals_up: int
+    reals_down: int
+    reals: list[Real]
+
+
+class CheckerView(Model):
+    """The health checker of this node and its own cost."""
+
+    enabled: bool
+    reals_checked: int
+    checks: dict[str, int]
+    check_seconds: float
+    busy_seconds: float
+    late: int
+    in_flight: int
+    applies: int
+    apply_errors: int
+    passive_downs: int
+    link_downs: int
+
+
+class HealthChecks(Model):
+    checker: CheckerView
+    services: list[ServiceHealthView]
 
 
 class ServicePatch(Model):

@@ -23,7 +23,7 @@ from dplb.dataplane.models import (
     session_search,
 )
 from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
-from dplb.engine import Engine
+from dplb.engine import Engine, RealKey
 
 
 class HarnessDataplane:
@@ -39,6 +39,7 @@ class HarnessDataplane:
         self._started_at = datetime.now(UTC)
         self._started = time.monotonic()
         self._counters: CounterTable | None = None
+        self._down: frozenset[RealKey] = frozenset()
 
     # -- traffic (harness only) ------------------------------------------------------
     def process(
@@ -58,7 +59,18 @@ class HarnessDataplane:
 
     def apply(self, config: NodeConfig) -> None:
         with self.lock:
-            self.engine.update(config)
+            self.engine.update(config, self._down)
+
+    def set_reals_down(self, down: frozenset[RealKey]) -> None:
+        with self.lock:
+            if down != self._down:
+                self.engine.update(self.engine.config, down)
+                self._down = down
+
+    def counters(self) -> CounterTable:
+        with self.lock:
+            self._counters = read_counter_table(self.engine.counter_table, self._counters)
+            return self._counters
 
     def status(self) -> DataplaneStatus:
         with self.lock:

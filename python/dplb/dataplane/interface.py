@@ -20,7 +20,8 @@ from dplb.dataplane.models import (
     SessionPage,
     SessionQuery,
 )
-from dplb.dataplane.telemetry import Telemetry
+from dplb.dataplane.telemetry import CounterTable, Telemetry
+from dplb.engine import RealKey
 
 
 @runtime_checkable
@@ -47,3 +48,15 @@ class Dataplane(Protocol):
     def local_addresses(self) -> list[LocalAddress]: ...
 
     def telemetry(self) -> Telemetry: ...
+
+    def counters(self) -> CounterTable:
+        """The service and real counters alone (cheap: the health checker's passive
+        checks read them every second)."""
+        ...
+
+    def set_reals_down(self, down: frozenset[RealKey]) -> None:
+        """The reals that failed their health checks, by (vip, port, protocol, address,
+        port): they get no new sessions (weight 0 in a new snapshot) until a later call
+        leaves them out. Health is not config: `running_config()` does not change, and
+        every later `apply` keeps these reals down."""
+        ...

@@ -187,6 +187,9 @@ class RealStats(Counters):
     packets_out: int
     bytes_in: int
     bytes_out: int
+    # Passive health: client SYNs the real never answered, resets it sent.
+    syn_unanswered: int = 0
+    resets_from_real: int = 0
 
 
 class EngineStats(Model):

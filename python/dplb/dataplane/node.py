@@ -25,7 +25,7 @@ from dplb.dataplane.models import (
     session_search,
 )
 from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
-from dplb.engine import services_to_core
+from dplb.engine import RealKey, services_to_core
 
 _PROTOCOLS = {"tcp": 6, "udp": 17}
 _PORT_FIELDS = {"name", "device", "mac", "link_up", "steering"}
@@ -47,6 +47,7 @@ class NodeDataplane:
         self._counters: CounterTable | None = None
         self._counters_lock = threading.Lock()
         self._liveness = LivenessTracker()
+        self._down: frozenset[RealKey] = frozenset()
 
     def running_config(self) -> NodeConfig:
         with self._lock:
@@ -56,8 +57,19 @@ class NodeDataplane:
         with self._lock:
             if config.dataplane != self._config.dataplane:
                 raise ValueError("dataplane: cannot change on a running node (restart it)")
-            self.runtime.apply_services(services_to_core(config))
+            self.runtime.apply_services(services_to_core(config, self._down))
             self._config = config
+
+    def set_reals_down(self, down: frozenset[RealKey]) -> None:
+        with self._lock:
+            if down != self._down:
+                self.runtime.apply_services(services_to_core(self._config, down))
+                self._down = down
+
+    def counters(self) -> CounterTable:
+        with self._counters_lock:
+            self._counters = read_counter_table(self.runtime.counter_table, self._counters)
+            return self._counters
 
     def status(self) -> DataplaneStatus:
         with self._lock:

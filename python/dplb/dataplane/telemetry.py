@@ -10,7 +10,16 @@ from typing import Any
 from dplb.dataplane.models import Liveness
 
 # The per-service and per-real counters of CounterTable, in this order.
-COUNTER_FIELDS = ("connections", "active", "packets_in", "packets_out", "bytes_in", "bytes_out")
+COUNTER_FIELDS = (
+    "connections",
+    "active",
+    "packets_in",
+    "packets_out",
+    "bytes_in",
+    "bytes_out",
+    "syn_unanswered",
+    "resets_from_real",
+)
 
 
 @dataclass(frozen=True)

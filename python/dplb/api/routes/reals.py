@@ -13,6 +13,7 @@ from dplb.api.context import NodeContext
 from dplb.api.deps import Admin, NodeDep, RealKey, RealKeyDep, ServiceKey, ServiceKeyDep, Viewer
 from dplb.api.errors import READ_ERRORS, WRITE_ERRORS, ApiError, write_responses
 from dplb.api.models import ChangeResult, Real, RealChange, RealPatch
+from dplb.api.routes.health_checks import real_health, request_checker
 from dplb.config import NodeConfig, RealSection
 
 router = APIRouter(prefix="/services/{vip}/{port}/{protocol}/reals", tags=["reals"])
@@ -44,10 +45,14 @@ async def real_change(
 
 
 @router.get("", responses={**READ_ERRORS, 404: WRITE_ERRORS[404]})
-async def list_reals(service: ServiceKeyDep, _: Viewer, node: NodeDep) -> list[Real]:
+async def list_reals(
+    service: ServiceKeyDep, _: Viewer, node: NodeDep, request: Request
+) -> list[Real]:
+    """The reals of the service, each with what this node's health checks found."""
     cfg = await node.writer.desired()
     svc = service.find(cfg)[1]
-    return [Real.of(svc, r) for r in svc.reals]
+    checker = request_checker(request)
+    return [Real.of(svc, r, real_health(checker, svc, r)) for r in svc.reals]
 
 
 @router.post("", status_code=201, responses=write_responses(RealChange))
@@ -74,10 +79,13 @@ async def create_real(
 
 
 @router.get(REAL_PATH, responses={**READ_ERRORS, 404: WRITE_ERRORS[404]})
-async def get_real(service: ServiceKeyDep, real: RealKeyDep, _: Viewer, node: NodeDep) -> Real:
+async def get_real(
+    service: ServiceKeyDep, real: RealKeyDep, _: Viewer, node: NodeDep, request: Request
+) -> Real:
     cfg = await node.writer.desired()
     svc = service.find(cfg)[1]
-    return Real.of(svc, real.find(svc, service.id)[1])
+    r = real.find(svc, service.id)[1]
+    return Real.of(svc, r, real_health(request_checker(request), svc, r))
 
 
 async def _set_real(

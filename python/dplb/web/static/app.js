@@ -82,7 +82,7 @@ function startPolling() {
       await current.refresh();
       if (mine === generation) live(true);
     } catch (err) {
-      if (mine === generation && err.status !== 401) live(false, err.message);
+      if (mine === generation && err.status !== 401) live(false, err.message, err.status ?? 0);
     }
     if (mine === generation) timer = setTimeout(tick, current?.interval ?? REFRESH_MS);
   };
@@ -94,11 +94,27 @@ function stopPolling() {
   clearTimeout(timer);
 }
 
-function live(ok, message = "") {
+let goneSince = null;
+
+// A node that stops answering (unreachable, or 5xx) is shown as gone: the page's numbers
+// are hidden until it answers again, never left on screen as if they were current.
+function live(ok, message = "", status = 0) {
   const el = document.getElementById("live");
   el.classList.toggle("stale", !ok);
   setText(el.querySelector(".label"), ok ? `live · ${new Date().toLocaleTimeString()}` : "no answer");
   el.title = ok ? "Refreshed every second" : message;
+  const gone = !ok && (status === 0 || status >= 500);
+  if (gone && goneSince === null) goneSince = new Date();
+  if (!gone) goneSince = null;
+  const banner = document.getElementById("gone");
+  banner.hidden = !gone;
+  view().hidden = gone;
+  if (gone) {
+    setText(
+      banner.querySelector(".what"),
+      `The node does not answer since ${goneSince.toLocaleTimeString()} (${message}). Its numbers are hidden until it answers again; retrying every second.`,
+    );
+  }
 }
 
 // -- signing in and out -----------------------------------------------------------------

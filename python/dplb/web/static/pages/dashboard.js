@@ -1,5 +1,7 @@
 // The dashboard: the node's state, packets and new connections per second (from counter
-// differences between two refreshes), sessions, drops, and the load of each core.
+// differences between two refreshes), sessions, drops, the load of each core, each port's
+// traffic (bits and packets per second) and errors, and each service up or down at a
+// glance (this node's health checks).
 
 import * as api from "../api.js";
 import { Rates, Sparkline, clear, fmtCount, fmtDuration, fmtRate, h, setText, syncRows } from "../dom.js";
@@ -28,6 +30,7 @@ export default function dashboard() {
   const rates = new Rates();
   const coreRates = new Rates();
   const dropRates = new Rates();
+  const portRates = new Rates();
   const ppsLine = new Sparkline("Packets per second, last minute");
   const cpsLine = new Sparkline("New connections per second, last minute");
   const pps = tile("packets", "Packets / s", "received", ppsLine);
@@ -45,6 +48,8 @@ export default function dashboard() {
   const coreHint = h("p", { class: "muted small" });
   const ports = h("tbody");
   const dropRows = h("tbody");
+  const serviceHealth = h("ul", { class: "service-health", "aria-label": "Services up or down" });
+  const healthSummary = h("p", { class: "muted small" });
 
   const el = h(
     "section",
@@ -52,6 +57,7 @@ export default function dashboard() {
     h("div", { class: "page-head" }, h("div", {}, title, facts), badge),
     problems,
     h("div", { class: "tiles" }, pps.el, cps.el, sessions.el, drops.el),
+    h("section", { class: "panel" }, h("h2", {}, "Services"), healthSummary, serviceHealth),
     h(
       "div",
       { class: "columns" },
@@ -75,7 +81,16 @@ export default function dashboard() {
       h(
         "table",
         {},
-        h("thead", {}, h("tr", {}, ["Name", "Device", "MAC", "Addresses", "Link", "Steering"].map((t) => h("th", {}, t)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Name", "Device", "MAC", "Addresses", "Link", "Steering"].map((t) => h("th", {}, t)),
+            ["Rx bit/s", "Tx bit/s", "Rx pkt/s", "Tx pkt/s", "Errors / s"].map((t) => h("th", { class: "num" }, t)),
+          ),
+        ),
         ports,
       ),
     ),
@@ -95,10 +110,32 @@ export default function dashboard() {
       ports,
       dp.ports,
       (p) => p.name,
-      () => h("tr", {}, [...Array(6)].map(() => h("td"))),
+      (p) =>
+        h(
+          "tr",
+          { dataset: { port: p.name } },
+          [...Array(6)].map(() => h("td")),
+          ["rx_bits", "tx_bits", "rx_pps", "tx_pps", "errors"].map((f) => h("td", { class: "num", dataset: { field: f } })),
+        ),
       (row, p) => {
         const link = p.link_up === null || p.link_up === undefined ? "–" : p.link_up ? "up" : "down";
         [p.name, p.device, p.mac, p.addresses.join(", ") || "–", link, p.steering].forEach((v, i) => setText(row.children[i], v));
+        // Traffic and errors per second, from the port's counters between two refreshes.
+        const errors = ["rx_errors", "tx_errors", "rx_missed", "rx_nombuf"].reduce((a, k) => a + (p[k] ?? 0), 0);
+        const r = portRates.sample({
+          [`${p.name} rb`]: (p.rx_bytes ?? 0) * 8,
+          [`${p.name} tb`]: (p.tx_bytes ?? 0) * 8,
+          [`${p.name} rp`]: p.rx_packets ?? 0,
+          [`${p.name} tp`]: p.tx_packets ?? 0,
+          [`${p.name} e`]: errors,
+        });
+        const cell = (f) => row.querySelector(`[data-field="${f}"]`);
+        setText(cell("rx_bits"), fmtRate(r[`${p.name} rb`]));
+        setText(cell("tx_bits"), fmtRate(r[`${p.name} tb`]));
+        setText(cell("rx_pps"), fmtRate(r[`${p.name} rp`]));
+        setText(cell("tx_pps"), fmtRate(r[`${p.name} tp`]));
+        setText(cell("errors"), fmtRate(r[`${p.name} e`]));
+        cell("errors").classList.toggle("bad", (r[`${p.name} e`] ?? 0) > 0);
       },
     );
   }
@@ -186,11 +223,41 @@ export default function dashboard() {
     );
   }
 
+  // Each service as a pill: up while one of its reals is up (what the node would announce).
+  function showHealth(checks) {
+    const down = checks.services.filter((s) => !s.can_serve).length;
+    setText(
+      healthSummary,
+      checks.checker.enabled
+        ? `${checks.services.length - down} up, ${down} down · ${checks.checker.reals_checked} reals checked`
+        : "Health checks are off on this node (health.enabled: false).",
+    );
+    syncRows(
+      serviceHealth,
+      checks.services,
+      (s) => s.id,
+      (s) => h("li", { dataset: { service: s.id } }, h("a", { href: `#/services/${encodeURIComponent(s.vip)}/${s.port}/${s.protocol}` }, h("span", { class: "pill" }))),
+      (li, s) => {
+        const pill = li.querySelector(".pill");
+        pill.className = `pill ${s.can_serve ? (s.reals_down ? "warn" : "ok") : "bad"}`;
+        pill.title = `${s.reals_up} of ${s.reals_up + s.reals_down} reals up · ${s.check} check`;
+        li.dataset.up = String(s.can_serve);
+        setText(pill, `${s.id} ${s.can_serve ? "up" : "down"}${s.reals_down ? ` (${s.reals_down} down)` : ""}`);
+      },
+    );
+  }
+
   async function refresh() {
-    const [node, stats, coreList] = await Promise.all([api.get("/node"), api.get("/stats"), api.get("/stats/cores")]);
+    const [node, stats, coreList, checks] = await Promise.all([
+      api.get("/node"),
+      api.get("/stats"),
+      api.get("/stats/cores"),
+      api.get("/health-checks"),
+    ]);
     showNode(node);
     showStats(stats);
     showCores(coreList);
+    showHealth(checks);
   }
 
   return { el, refresh };

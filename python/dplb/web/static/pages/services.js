@@ -10,6 +10,7 @@ import {
   describeChange,
   fmtBytes,
   fmtCount,
+  fmtDuration,
   fmtRate,
   h,
   setText,
@@ -92,8 +93,15 @@ export function serviceList(session) {
   );
 
   async function refresh() {
-    const [services, stats] = await Promise.all([api.get("/services"), api.get("/stats/services")]);
+    const [services, stats, checks] = await Promise.all([
+      api.get("/services"),
+      api.get("/stats/services"),
+      api.get("/health-checks"),
+    ]);
     const byId = new Map(stats.map((s) => [s.id, s]));
+    const down = new Set(
+      checks.services.flatMap((s) => s.reals.filter((x) => x.health?.status === "down").map((x) => `${s.id} ${x.id}`)),
+    );
     const sample = {};
     for (const s of stats) {
       sample[`${s.id} c`] = s.connections;
@@ -114,7 +122,9 @@ export function serviceList(session) {
       },
       (row, svc) => {
         const st = byId.get(svc.id);
-        const serving = svc.reals.filter((x) => x.enabled && x.weight > 0).length;
+        const serving = svc.reals.filter(
+          (x) => x.enabled && x.weight > 0 && !down.has(`${svc.id} ${api.endpointId(x.address, x.port)}`),
+        ).length;
         setText(row.children[1], svc.scheduler);
         setText(row.children[2], svc.client_address);
         setText(row.children[3], `${serving} serving of ${svc.reals.length}`);
@@ -138,11 +148,19 @@ function realState(real, stat) {
   return ["serving", "ok", "Gets new sessions"];
 }
 
-// Health as the node reports it, where it checks its reals.
-function realHealth(stat) {
-  const health = stat?.health ?? (stat?.healthy === undefined ? undefined : stat.healthy ? "up" : "down");
-  if (health === undefined) return ["not checked", "muted", "This node does not report health checks"];
-  return [String(health), health === "up" || health === "healthy" ? "ok" : "bad", ""];
+// Health as this node's checks found it (GET .../reals carries each real's `health`).
+function realHealth(health) {
+  if (!health || health.status === "unknown") return ["unknown", "muted", "This node runs no health checks", ""];
+  if (health.status === "unchecked") return ["not checked", "muted", "Not checked (type none, or the real opted out): counted up", ""];
+  const since = health.seconds_since_change == null ? "" : `for ${fmtDuration(health.seconds_since_change)}`;
+  const last = health.last_result ?? "–";
+  const why = health.status === "down" && health.down_reason ? ` (${health.down_reason} check)` : "";
+  return [health.status, health.status === "up" ? "ok" : "bad", `Last check: ${last}${why}`, `${last} · ${since}`];
+}
+
+// The effective check type: a UDP service checks nothing unless it says so.
+function checkType(service) {
+  return service.health_check?.type ?? (service.protocol === "tcp" ? "tcp" : "none");
 }
 
 export function serviceDetail(session, key) {
@@ -310,12 +328,19 @@ export function serviceDetail(session, key) {
     return row;
   }
 
-  function updateRow(row, { real, stat, rate }) {
-    const [state, stateClass, stateTitle] = realState(real, stat);
-    const [health, healthClass, healthTitle] = realHealth(stat);
+  function updateRow(row, { real, stat, rate, health: seen }) {
+    let [state, stateClass, stateTitle] = realState(real, stat);
+    if (seen?.status === "down" && stateClass === "ok") {
+      [state, stateClass, stateTitle] = ["down", "bad", "Failed its health checks: no new sessions"];
+    }
+    const [health, healthClass, healthTitle, detail] = realHealth(seen);
     const td = (name) => row.querySelector(`[data-field="${name}"]`);
     clear(td("state"), h("span", { class: `pill ${stateClass}`, title: stateTitle }, state));
-    clear(td("health"), h("span", { class: `pill ${healthClass}`, title: healthTitle }, health));
+    clear(
+      td("health"),
+      h("span", { class: `pill ${healthClass}`, title: healthTitle, dataset: { health: health } }, health),
+      detail ? h("span", { class: "muted small health-detail" }, ` ${detail}`) : null,
+    );
     setText(td("weight"), real.weight);
     setText(td("active"), stat ? fmtCount(stat.active) : "–");
     setText(td("connections"), stat ? fmtCount(stat.connections) : "–");
@@ -328,8 +353,13 @@ export function serviceDetail(session, key) {
   async function refresh() {
     if (gone) return;
     let stats;
+    let reals;
     try {
-      [service, stats] = await Promise.all([api.get(api.servicePath(key)), api.get("/stats/reals")]);
+      [service, stats, reals] = await Promise.all([
+        api.get(api.servicePath(key)),
+        api.get("/stats/reals"),
+        api.get(`${api.servicePath(key)}/reals`),
+      ]);
     } catch (err) {
       if (err.status !== 404) throw err;
       gone = true;
@@ -344,13 +374,14 @@ export function serviceDetail(session, key) {
         `scheduler ${service.scheduler}`,
         `client address ${service.client_address}`,
         service.nic ? `on ${service.nic}` : null,
-        hc.type === "none" ? "no health check" : `${hc.type} health check every ${hc.interval}s`,
+        checkType(service) === "none" ? "no health check" : `${checkType(service)} health check every ${hc.interval}s`,
       ]
         .filter(Boolean)
         .join(" · "),
     );
     const mine = stats.filter((s) => s.vip === service.vip && s.port === service.port && s.protocol === service.protocol);
     const byReal = new Map(mine.map((s) => [api.endpointId(s.address, s.real_port), s]));
+    const healthOf = new Map(reals.map((x) => [api.endpointId(x.address, x.port), x.health]));
     const r = rates.sample(Object.fromEntries(mine.map((s) => [api.endpointId(s.address, s.real_port), s.connections])));
     const total = (name) => mine.reduce((a, s) => a + s[name], 0);
     const rs = rates.sample({ connections: total("connections"), packets: total("packets_in") + total("packets_out") }, performance.now());
@@ -362,7 +393,7 @@ export function serviceDetail(session, key) {
       rows,
       service.reals.map((real) => {
         const id = api.endpointId(real.address, real.port);
-        return { real, stat: byReal.get(id), rate: r[id] };
+        return { real, stat: byReal.get(id), rate: r[id], health: healthOf.get(id) };
       }),
       ({ real }) => api.endpointId(real.address, real.port),
       ({ real }) => createRow(real),
@@ -376,6 +407,7 @@ export function serviceDetail(session, key) {
 // -- the form -------------------------------------------------------------------------------
 
 const HEALTH_DEFAULTS = { type: "tcp", interval: 2, timeout: 1, rise: 2, fall: 3, path: "/" };
+const CHECK_TYPES = { none: "none", tcp: "tcp", http: "http", https: "https", udp: "udp" };
 const TIMEOUTS = ["tcp_syn", "tcp_established", "tcp_fin", "tcp_time_wait", "tcp_close", "udp"];
 
 export function serviceForm(session, key) {
@@ -437,7 +469,7 @@ export function serviceForm(session, key) {
     const reals = h("div", { class: "real-rows" });
     const addReal = h("button", { type: "button", class: "secondary small", onclick: () => addRow() }, "Add real");
 
-    const hcType = select({ none: "none", tcp: "tcp", http: "http" }, hc.type ?? HEALTH_DEFAULTS.type);
+    const hcType = select(CHECK_TYPES, hc.type ?? (service?.protocol === "udp" ? "none" : HEALTH_DEFAULTS.type));
     const hcInputs = Object.fromEntries(
       ["interval", "timeout", "rise", "fall", "path"].map((name) => [
         name,
@@ -599,12 +631,16 @@ export function serviceForm(session, key) {
       const reals_ = [...reals.children].map((row) => {
         const real = realValue(row);
         const from = origin.get(row);
-        return from && JSON.stringify(real) === from.value ? from.stored : real;
+        if (from && JSON.stringify(real) === from.value) return from.stored;
+        // A real's own health-check settings have no field here: they stay.
+        return from?.stored.health_check ? { ...real, health_check: from.stored.health_check } : real;
       });
-      const health = { type: hcType.value };
+      // The keys the form has no field for (expect_status, host, passive...) stay.
+      const health = { ...(stored?.health_check ?? {}), type: hcType.value };
       for (const [name, input] of Object.entries(hcInputs)) {
         const v = name === "path" ? textValue(input.value) : numberValue(input.value);
         if (v !== undefined) health[name] = v;
+        else delete health[name];
       }
       const timeouts = {};
       for (const [name, input] of Object.entries(toInputs)) {
