@@ -35,6 +35,7 @@ def cluster_config(
         "audit_log": str(folder / f"{name}-audit.jsonl"),
     }
     cfg["store"] = {"etcd": {"endpoints": endpoints, "lease_ttl": 5, **etcd}}
+    cfg["health"] = {"enabled": False}  # the harness's reals are only frames
     return cfg
 
 

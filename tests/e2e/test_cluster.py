@@ -46,6 +46,7 @@ def real_node_config(t: Topology, workdir: Path) -> dict[str, Any]:
 
 def second_node_config(workdir: Path) -> dict[str, Any]:
     cfg = node_config(1)
+    cfg["health"] = {"enabled": False}  # the harness's reals are only frames
     cfg["node"] = {"name": "lb2", "cluster": "e2e"}
     cfg["api"] = {
         "listen": f"127.0.0.1:{API_B}",
