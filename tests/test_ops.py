@@ -24,7 +24,7 @@ from dplb.config import NodeConfig, parse_config
 from dplb.dataplane import HarnessDataplane, Telemetry
 from dplb.dataplane.models import Liveness
 from dplb.metrics import DataplaneCollector
-from dplb.store import ApplyStatus
+from dplb.store import ApplyStatus, StoreHealth
 
 OPS = Path(__file__).resolve().parent.parent / "ops"
 ALERTS = OPS / "prometheus" / "alerts.yml"
@@ -143,6 +143,7 @@ def runtime_scrape() -> str:
         cluster="test",
         node="lb1",
         apply_status=lambda: status,
+        store_health=lambda: StoreHealth(kind="etcd", up=True, last_contact=datetime.now(UTC)),
     )
     return collector.render()
 
@@ -232,6 +233,7 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_a_runbook() -> None:
         "DplbSessionTableFull",
         "DplbConfigRefused",
         "DplbLoggerDropping",
+        "DplbStoreUnavailable",
     }
     assert fired == names
     for rule in rules:
