@@ -23,7 +23,7 @@ $(STAMPS)/apt: scripts/install-deps.sh
 # edit rebuilds only what changed), the package's dependencies, and test and lint tools.
 VENV_PACKAGES := "scikit-build-core>=0.10" "pybind11>=2.12" \
     "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" \
-    "prometheus-client>=0.20" "aetcd>=1.0" "pytest>=8" "scapy>=2.5" "playwright>=1.40" \
+    "prometheus-client>=0.20" "aetcd>=1.0" "pytest>=8" "hypothesis>=6.100" "scapy>=2.5" "playwright>=1.40" \
     "schemathesis>=4,<5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
 
 $(STAMPS)/venv: pyproject.toml Makefile $(STAMPS)/apt

@@ -194,17 +194,35 @@ _PLAIN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_./-]*|\d{1,3}(?:\.\d{1,3}){3}(?:/\
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}  # YAML 1.1
 
 
+# What a YAML double-quoted scalar cannot hold as it is: characters YAML does not allow
+# in a stream (DEL, C1 controls, surrogates, U+FFFE/F) and the line breaks JSON leaves
+# alone (NEL, LS, PS), which YAML would fold into a space. JSON escapes the C0 controls.
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def _float(value: float) -> str:
+    """YAML 1.1 reads a float only with a dot: `1e+16` would come back as a string."""
+    text = repr(value)
+    if "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _RESERVED:
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", quoted)
 
 
 def _emit(value: Any, indent: str, out: list[str]) -> None:
