@@ -13,6 +13,7 @@ packages=(
   iproute2 ethtool iputils-ping curl nftables
   haproxy nginx tcpdump
   prometheus
+  bird2                   # BGP/BFD: the node's BIRD announces VIPs; e2e routers run it too
   chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
 what="Debian packages"

@@ -33,6 +33,7 @@ STATIC_SECTIONS = (
     "api.audit_log_max_bytes",
     "api.audit_log_keep",
     "store",
+    "bgp",  # node-local (BIRD beside this node)
 )
 
 
@@ -85,6 +86,7 @@ def seed_config(node_config: NodeConfig, stored: NodeConfig | None) -> NodeConfi
             "node": node_config.node,
             "dataplane": node_config.dataplane,
             "store": node_config.store,
+            "bgp": node_config.bgp,
             "api": stored.api.model_copy(
                 update={
                     name: getattr(node_config.api, name)

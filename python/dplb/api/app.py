@@ -20,7 +20,8 @@ from dplb.api.changes import ConfigWriter
 from dplb.api.context import NodeContext
 from dplb.api.errors import install_error_handlers
 from dplb.api.origin import SameOriginWrites
-from dplb.api.routes import audit, config, fallback, node, reals, services, sessions, stats
+from dplb.api.routes import audit, bgp, config, fallback, node, reals, services, sessions, stats
+from dplb.bgp import controller_for
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
 from dplb.metrics import metrics_router
@@ -90,9 +91,15 @@ def create_app(
         task = asyncio.create_task(
             reconciler.run(after=first.version if first else 0), name="dplb-reconciler"
         )
+        # BGP (issue 12): BIRD announces what can serve; drained and withdrawn at stop.
+        app.state.bgp = controller_for(node_config, lambda: reconciler.running, dataplane)
+        if app.state.bgp is not None:
+            await app.state.bgp.start()
         try:
             yield
         finally:
+            if app.state.bgp is not None:
+                await app.state.bgp.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -110,7 +117,7 @@ def create_app(
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(node.public_router)
-    for module in (services, reals, sessions, stats, node, config, audit):
+    for module in (services, reals, sessions, stats, node, config, audit, bgp):
         api.include_router(module.router)
     api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)
