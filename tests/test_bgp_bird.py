@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from api_helpers import ADMIN, VIEWER, Node, api_client, harness_dataplane, wait_for
+from api_helpers import ADMIN, VIEWER, Node, api_client, harness_dataplane, running_server, wait_for
 from bird_helpers import BirdDaemon, concrete, kernel_nexthops
 from conftest import node_config
 from dplb.bgp import BirdController, RunningConfigServing
@@ -388,3 +388,25 @@ def test_bgp_off_answers_so(client: Any) -> None:
     refused = client.post("/api/v1/bgp/drain", headers=ADMIN)
     assert refused.status_code == 409
     assert refused.json()["errors"][0]["path"] == "bgp.enabled"
+
+
+def test_dplb_ctl_shows_bgp_and_drains(lab: Lab, tmp_path: Path) -> None:
+    from test_ctl import ctl
+
+    lab.reset()
+    node = Node(tmp_path, bgp=lab.bgp().model_dump(mode="json"))
+    with running_server(node) as url:
+        wait_for(lambda: lab.router_nexthops(f"{VIP}/32") == [NODE_IP], 20, "the VIP")
+        wait_for(lambda: "Established" in ctl(url, "bgp").stdout, 10, "the session in ctl")
+        shown = ctl(url, "bgp")
+        assert shown.returncode == 0, shown.stderr
+        assert "bird      up" in shown.stdout and "router1" in shown.stdout
+        assert f"{VIP}/32" in shown.stdout
+        drained = ctl(url, "drain", "--wait")
+        assert drained.returncode == 0, drained.stderr
+        assert "drain     drained (graceful_shutdown, 0 established sessions)" in drained.stdout
+        assert "65535:0" in drained.stdout
+        viewer = ctl(url, "undrain", token=VIEWER["Authorization"].split()[1])
+        assert viewer.returncode == 3  # a viewer may not
+        undrained = ctl(url, "undrain")
+        assert undrained.returncode == 0 and "drain     none" in undrained.stdout

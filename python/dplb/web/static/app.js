@@ -8,6 +8,7 @@ import dashboard from "./pages/dashboard.js";
 import { serviceDetail, serviceForm, serviceList } from "./pages/services.js";
 import sessions from "./pages/sessions.js";
 import config from "./pages/config.js";
+import bgp from "./pages/bgp.js";
 
 const REFRESH_MS = 1000;
 
@@ -32,6 +33,7 @@ const routes = [
   [/^#\/services\/([^/]+)\/(\d+)\/(tcp|udp)\/edit$/, (m) => serviceForm(session, key(m)), "services"],
   [/^#\/sessions(\?.*)?$/, (m) => sessions(session, new URLSearchParams(m[1] || "")), "sessions"],
   [/^#\/config$/, () => config(session), "config"],
+  [/^#\/bgp$/, () => bgp(session), "bgp"],
 ];
 
 function key(m) {
