@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 PREFIX = run_prefix("e2e8")
 TOKEN = "e2e-bgp-admin-token-0123456789"
 VIP, VIP_PORT = "10.10.100.10", 80
+VIP_FRONT = "10.10.100.20"  # a service bound to the client-side port (nic: port0)
 CLIENT, CLIENT_GW = "10.10.0.10", "10.10.0.1"
 ROUTER_FRONT = "10.10.1.254"
 NODES = ("lb1", "lb2")
@@ -171,11 +172,13 @@ class BgpNode:
             },
             "services": [
                 {
-                    "vip": VIP,
+                    "vip": vip,
                     "port": VIP_PORT,
                     "scheduler": "rr",
+                    "nic": nic,
                     "reals": [{"address": topo.real4(i), "port": 8080} for i in range(topo.reals)],
                 }
+                for vip, nic in ((VIP, "port1"), (VIP_FRONT, "port0"))
             ],
         }
         config_path = self.dir / "node.yaml"
@@ -265,8 +268,8 @@ class BgpLab:
             self.topo.destroy()
         return codes
 
-    def nexthops(self) -> list[str]:
-        return kernel_nexthops(self.topo.ns("rtr"), VIP)
+    def nexthops(self, vip: str = VIP) -> list[str]:
+        return kernel_nexthops(self.topo.ns("rtr"), vip)
 
     def router_says(self, *command: str) -> str:
         return self.router.ask(*command)
@@ -373,6 +376,23 @@ def test_a_drain_moves_new_connections_and_the_other_nodes_go_on(lab: BgpLab) ->
     undrained = lb1.api("POST", "/bgp/undrain")
     assert undrained["drain"]["state"] == "none"
     wait_until(lambda: lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None, 10, "back in ECMP")
+
+
+def test_a_real_side_link_down_withdraws_only_the_services_on_that_nic(lab: BgpLab) -> None:
+    lb1 = lab.nodes[0]
+    back = lab.topo.ns("back")
+    assert lab.nexthops(VIP_FRONT) == ["10.10.1.1", "10.10.1.2"]
+    netns_exec(back, "ip", "link", "set", "lb1-b", "down")  # lb1's port1 loses its carrier
+    try:
+        wait_until(lambda: lab.nexthops() == ["10.10.1.2"] or None, 15, "lb1's port1 VIP withdrawn")
+        ports = lb1.api("GET", "/node")["dataplane"]["ports"]
+        assert [p["link_up"] for p in ports] == [True, False]
+        # The service on port0 and the node's own local address stay announced.
+        assert lab.nexthops(VIP_FRONT) == ["10.10.1.1", "10.10.1.2"]
+        assert kernel_nexthops(lab.topo.ns("rtr"), lb1.local) == [lb1.address]
+    finally:
+        netns_exec(back, "ip", "link", "set", "lb1-b", "up")
+    wait_until(lambda: lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None, 15, "back")
 
 
 def test_a_node_that_stops_withdraws_its_routes(lab: BgpLab) -> None:
