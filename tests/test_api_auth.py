@@ -66,7 +66,7 @@ BAD_PATHS = routes(BAD_PARAMS, only_with_params=True)
 
 
 def test_every_route_is_covered() -> None:
-    assert len(ROUTES) == 31
+    assert len(ROUTES) == 34  # 31 + bgp: status, drain, undrain
     assert {m for m, _ in WRITES} == {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -171,6 +171,9 @@ def test_openapi_document_is_served_with_stable_operation_ids(client: TestClient
         "diff_config_versions",
         "rollback_config",
         "list_audit_entries",
+        "get_bgp_status",
+        "drain_node",
+        "undrain_node",
     } == ids
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     error = doc["paths"]["/api/v1/services"]["post"]["responses"]["422"]
