@@ -24,16 +24,17 @@ from dplb.dataplane.models import Liveness
 
 
 class FakeBird:
-    """Takes every config; counts the reconfigurations."""
+    """Takes every config; keeps the routes file as each `configure` found it."""
 
-    def __init__(self) -> None:
-        self.configured = 0
+    def __init__(self, routes_file: Path) -> None:
+        self.routes_file = routes_file
+        self.taken: list[str] = []
 
     async def check_config(self, path: Path) -> CheckResult:
         return CheckResult(True, "")
 
     async def configure(self) -> ConfigureResult:
-        self.configured += 1
+        self.taken.append(self.routes_file.read_text())
         return ConfigureResult(True, "Reconfigured")
 
     async def protocols(self) -> list[Protocol]:
@@ -90,7 +91,7 @@ def make(
         running=lambda: cfg,
         dataplane=dataplane or harness_dataplane(cfg),
         serving=serving,
-        bird=FakeBird(),  # type: ignore[arg-type]
+        bird=FakeBird(tmp_path / "routes.conf"),  # type: ignore[arg-type]
         evaluate_interval=60,  # only a notification can make it look again in this test
     )
 
@@ -106,6 +107,7 @@ def test_a_change_notification_from_another_thread_re_announces(tmp_path: Path) 
 
     async def scenario() -> None:
         c = make(tmp_path, serving)
+        c.bgp.drain.on_stop = False
         await c.start()
         assert vips_in(c.bgp.routes_file) == [f"{VIP4}/32", f"{VIP6}/128"]
         # The health checker's thread says VIP6's only service went down.
@@ -159,3 +161,20 @@ def test_the_default_source_follows_weights_enabled_and_the_link() -> None:
 
     down = RunningConfigServing(lambda: cfg, LinkDown())  # type: ignore[arg-type]
     assert {(str(v), p, proto) for v, p, proto in down.serving()} == {(VIP4, 53, "udp")}
+
+
+def test_a_stop_drains_first_then_withdraws(tmp_path: Path) -> None:
+    cfg = parse_config(node_config())
+
+    async def scenario() -> None:
+        c = make(tmp_path, RunningConfigServing(lambda: cfg, harness_dataplane(cfg)))
+        await c.start()
+        await c.stop()
+        bird: FakeBird = c.bird  # type: ignore[assignment]
+        first, drained, withdrawn = bird.taken
+        assert "bgp_community.add((65535, 0))" not in first
+        assert f"route {VIP4}/32 blackhole {{ bgp_community.add((65535, 0)); }};  # vip" in drained
+        assert "route " not in withdrawn
+        assert c.status().drain.state == "drained"
+
+    asyncio.run(scenario())
