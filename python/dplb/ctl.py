@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -541,7 +542,10 @@ def cmd_bgp(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_drain(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
-    data = c.call("POST", "/bgp/drain", params={"wait": "true" if a.wait else "false"})
+    data = c.call("POST", "/bgp/drain")
+    while a.wait and data["drain"]["state"] == "draining":  # as long as bgp.drain.timeout
+        time.sleep(0.5)
+        data = c.call("GET", "/bgp")
     return data, _bgp_text(data)
 
 
