@@ -16,7 +16,7 @@ from typing import Any
 from api_helpers import harness_dataplane
 from conftest import VIP4, VIP6, node_config
 from dplb.bgp import BirdController, RunningConfigServing
-from dplb.bgp.birdc import CheckResult, ConfigureResult, Protocol
+from dplb.bgp.birdc import BirdProtocol, CheckResult, ConfigureResult
 from dplb.bgp.serving import ServiceKey
 from dplb.config import BgpSection, NodeConfig, parse_config
 from dplb.dataplane import DataplaneStatus
@@ -37,7 +37,7 @@ class FakeBird:
         self.taken.append(self.routes_file.read_text())
         return ConfigureResult(True, "Reconfigured")
 
-    async def protocols(self) -> list[Protocol]:
+    async def protocols(self) -> list[BirdProtocol]:
         return []
 
 

@@ -68,7 +68,7 @@ def configure_result(reply: Reply) -> ConfigureResult:
 
 
 @dataclass
-class Protocol:
+class BirdProtocol:
     """One row of `show protocols all`, with what its details say of a BGP session."""
 
     name: str
@@ -92,9 +92,9 @@ class Protocol:
 _ROUTES = re.compile(r"Routes:\s+(\d+) imported, (?:(\d+) filtered, )?(\d+) exported")
 
 
-def parse_protocols(reply: Reply) -> list[Protocol]:
+def parse_protocols(reply: Reply) -> list[BirdProtocol]:
     """The protocols of `show protocols` or `show protocols all` (details: code 1006)."""
-    out: list[Protocol] = []
+    out: list[BirdProtocol] = []
     for code, text in reply.lines:
         if code == 1002:
             parts = text.split(None, 5)
@@ -102,7 +102,7 @@ def parse_protocols(reply: Reply) -> list[Protocol]:
                 continue
             name, proto, table, state, since = parts[:5]
             out.append(
-                Protocol(
+                BirdProtocol(
                     name, proto, table, state, since, parts[5].strip() if len(parts) > 5 else ""
                 )
             )
@@ -111,7 +111,7 @@ def parse_protocols(reply: Reply) -> list[Protocol]:
     return out
 
 
-def _detail(p: Protocol, line: str) -> None:
+def _detail(p: BirdProtocol, line: str) -> None:
     if not line:
         return
     p.details.append(line)
@@ -195,5 +195,5 @@ class Bird:
     async def configure(self) -> ConfigureResult:
         return configure_result(await self.ask("configure"))
 
-    async def protocols(self) -> list[Protocol]:
+    async def protocols(self) -> list[BirdProtocol]:
         return parse_protocols(await self.ask("show", "protocols", "all"))

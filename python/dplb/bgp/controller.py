@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from dplb.bgp.birdc import Bird, BirdUnavailable, Protocol
+from dplb.bgp.birdc import Bird, BirdProtocol, BirdUnavailable
 from dplb.bgp.render import Route, plan_routes, render_routes
 from dplb.bgp.serving import ServingSource
 from dplb.config import BgpSection, IPAddress, NodeConfig
@@ -135,7 +135,7 @@ class BirdController:
         self.evaluate_interval = evaluate_interval
         self.bird_state: BirdState = "unknown"
         self.bird_message = ""
-        self.protocols: list[Protocol] = []
+        self.protocols: list[BirdProtocol] = []
         self.reconfigurations = 0
         self.failures = dict.fromkeys(FAILURE_REASONS, 0)
         self.last: Reconfiguration | None = None
