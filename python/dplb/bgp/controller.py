@@ -335,8 +335,21 @@ class BirdController:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.stopped = True
-        await self.sync(force=True)
+        if await self.sync(force=True):
+            await self._until_exported_none(2.0)
         log.info("BGP announcements withdrawn", extra={"event": "bgp_withdrawn", "fields": {}})
+
+    async def _until_exported_none(self, timeout: float) -> None:
+        """Until BIRD exports nothing to its established sessions (it has sent the
+        withdrawals), at most `timeout` s: the data plane stops right after."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.poll()
+            if self.bird_state != "up" or not any(
+                p.established and p.routes_exported for p in self.protocols
+            ):
+                return
+            await asyncio.sleep(0.1)
 
     # -- drain -----------------------------------------------------------------------
     def established_sessions(self) -> int:
