@@ -178,3 +178,34 @@ def test_a_stop_drains_first_then_withdraws(tmp_path: Path) -> None:
         assert c.status().drain.state == "drained"
 
     asyncio.run(scenario())
+
+
+def test_a_health_verdict_and_its_subscription_plug_in(tmp_path: Path) -> None:
+    """The health checker's seam: `service_can_serve(id)` and `subscribe(callback)`,
+    whose callback gets the changed reals' keys."""
+    cfg = parse_config(node_config())
+    down: set[tuple[str, int, str]] = set()
+    subscribers: list[Callable[..., None]] = []
+    source = RunningConfigServing(
+        lambda: cfg,
+        harness_dataplane(cfg),
+        can_serve=lambda service: service not in down,
+        subscribe=subscribers.append,
+    )
+
+    async def scenario() -> None:
+        c = make(tmp_path, source, cfg=cfg)
+        c.bgp.drain.on_stop = False
+        await c.start()
+        assert vips_in(c.bgp.routes_file) == [f"{VIP4}/32", f"{VIP6}/128"]
+        down.add((VIP6, 80, "tcp"))
+        for callback in subscribers:
+            callback([(VIP6, 80, "tcp", "2001:db8:2::11", 8080)])  # the changed reals
+        for _ in range(200):
+            if vips_in(c.bgp.routes_file) == [f"{VIP4}/32"]:
+                break
+            await asyncio.sleep(0.01)
+        assert vips_in(c.bgp.routes_file) == [f"{VIP4}/32"]
+        await c.stop()
+
+    asyncio.run(scenario())
