@@ -80,8 +80,11 @@ def test_both_nodes_announce_the_vip_and_connections_reach_both(lab: BgpLab) -> 
     # Each node's own local address, and BFD under each session.
     for node in lab.nodes:
         assert kernel_nexthops(lab.topo.ns("rtr"), node.local) == [node.address]
-    bfd = lab.router_says("show", "bfd", "sessions")
-    assert bfd.count(" Up ") == 2, bfd
+    wait_until(
+        lambda: lab.router_says("show", "bfd", "sessions").count(" Up ") == 2 or None,
+        30,
+        "both BFD sessions up at the router",
+    )
     before = [n.connections() for n in lab.nodes]
     lab.requests(60)
     moved = wait_until(
