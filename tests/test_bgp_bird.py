@@ -8,8 +8,11 @@ as they were; BIRD down is said and retried. Needs root (namespaces)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
+import re
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,8 +97,23 @@ class Lab:
         wait_for(lambda: not self.router_nexthops(VIP), 10, "nothing announced")
 
 
+def remove_stale_namespaces() -> None:
+    """The namespaces (and BIRDs in them) of runs of this module that were killed."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name in (line.split(" ")[0] for line in listing.splitlines()):
+        m = re.match(r"^tbgp(\d+)-", name)
+        if m is None or Path(f"/proc/{m[1]}").exists():
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    remove_stale_namespaces()
     folder = tmp_path_factory.mktemp("bird")
     sh("ip", "netns", "add", NODE_NS)
     sh("ip", "netns", "add", ROUTER_NS)
