@@ -10,7 +10,7 @@ BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
 .PHONY: all deps build test test-cpp test-asan test-tsan test-python lint bench bench-deps bench-build bench-engine \
-    bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health demo clean
+    bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp demo clean
 
 all: build
 
@@ -91,7 +91,7 @@ BENCH_LOAD ?= 0.7
 BENCH_WAIT ?= 120
 BENCH_QUIET = $(VPY) bench/wait_quiet.py --below $(BENCH_LOAD) --at-most $(BENCH_WAIT)
 
-bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health
+bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp
 
 # What only the benchmarks need: wrk, iperf3, testpmd, the peers (Debian) and matplotlib
 # for the plots (PyPI, into the venv; not a runtime dependency of dplb).
@@ -148,6 +148,12 @@ bench-scrape: $(STAMPS)/build
 bench-health: $(STAMPS)/build
 	@mkdir -p bench/results
 	$(VPY) bench/health_bench.py --json bench/results/health.json
+
+# BGP failover with two nodes behind a BIRD router (root, ~5 min): last real quiesced ->
+# next hop gone at the router, kill -9 -> next hop gone (BFD); p50/p99 over 20 runs.
+bench-bgp: $(STAMPS)/build
+	$(BENCH_QUIET)
+	$(VPY) bench/bgp_bench.py --json bench/results/bgp.json
 
 # The node in network namespaces with live HTTP traffic (root); Ctrl-C stops it and
 # removes the namespaces. `$(VPY) -m dplb.cli demo --harness`: the engine alone, no root.

@@ -174,6 +174,9 @@ def test_openapi_document_is_served_with_stable_operation_ids(client: TestClient
         "get_cluster",
         "wait_cluster_applied",
         "get_health_checks",
+        "get_bgp_status",
+        "drain_node",
+        "undrain_node",
     } == ids
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     error = doc["paths"]["/api/v1/services"]["post"]["responses"]["422"]

@@ -150,9 +150,18 @@ def runtime_scrape() -> str:
 
 @pytest.fixture(scope="module")
 def exposed(runtime_scrape: str) -> set[str]:
-    """Every sample name a node exposes."""
+    """Every sample name a node exposes (with `bgp.enabled` and one BGP session)."""
+    from dplb.bgp.controller import BgpSession, BgpStatus
+    from dplb.bgp.metrics import bgp_metrics_text
+
+    session = BgpSession(
+        name="router1", neighbor_address="10.0.1.254", neighbor_as=65000, state="up",
+        info="Established", since="00:00:00", established=True, routes_exported=2,
+        routes_imported=0,
+    )  # fmt: skip
+    bgp = bgp_metrics_text(BgpStatus(enabled=True, sessions=[session]), 'cluster="c",node="n"')
     names = set()
-    for family in text_string_to_metric_families(runtime_scrape):
+    for family in text_string_to_metric_families(runtime_scrape + bgp):
         names.update(s.name for s in family.samples)
     return names
 
@@ -234,6 +243,8 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_a_runbook() -> None:
         "DplbConfigRefused",
         "DplbLoggerDropping",
         "DplbStoreUnavailable",
+        "DplbBirdDown",
+        "DplbBgpSessionDown",
     }
     assert fired == names
     for rule in rules:

@@ -458,12 +458,86 @@ class ServiceSection(ConfigModel):
         return size
 
 
+COMMUNITY_PATTERN = r"^\d{1,5}:\d{1,5}$"
+Community = Annotated[str, Field(pattern=COMMUNITY_PATTERN)]
+
+
+def _community_in_range(value: str) -> str:
+    high, low = (int(x) for x in value.split(":"))
+    if high > 65535 or low > 65535:
+        raise ValueError(f"'{value}': each half of a community is 0-65535")
+    return value
+
+
+BgpCommunity = Annotated[Community, AfterValidator(_community_in_range)]
+
+
+class BgpBackupSection(ConfigModel):
+    """How the peers' local addresses are announced: less preferred than their owner's
+    own announcement, so a router uses them only once the owner is gone."""
+
+    # Prepended this many times with `bgp.asn` (eBGP routers compare path lengths).
+    path_prepend: Annotated[int, Strict(), Field(ge=0, le=16)] = 2
+    # Sent on iBGP sessions only (BIRD drops it toward eBGP peers).
+    local_pref: Annotated[int, Strict(), Field(ge=0, le=4294967295)] | None = 50
+    communities: list[BgpCommunity] = []
+
+
+class BgpDrainSection(ConfigModel):
+    """`dplb ctl drain` and a stop: the VIPs get the GRACEFUL_SHUTDOWN community
+    (65535:0, RFC 8326) or are withdrawn; then the node waits for its established
+    sessions to end, at most `timeout` seconds."""
+
+    mode: Literal["graceful_shutdown", "withdraw"] = "graceful_shutdown"
+    timeout: Annotated[float, Field(ge=0, le=24 * 3600)] = 30.0
+    # Drain before stopping on SIGTERM/SIGINT (a stop without it withdraws at once).
+    on_stop: Annotated[bool, Strict()] = True
+
+
+class BgpSection(ConfigModel):
+    """The node's BIRD 2 (node-local). dplb writes `routes_file`, which `bird_config`
+    includes at its top level, checks `bird_config` with `bird -p -c`, then
+    `birdc configure` over `control_socket`."""
+
+    enabled: Annotated[bool, Strict()] = False
+    # The node's AS number: what `backup.path_prepend` prepends.
+    asn: Annotated[int, Strict(), Field(ge=1, le=4294967295)] | None = None
+    # BIRD's router id, shown by the API; BIRD itself takes it from bird_config.
+    router_id: ipaddress.IPv4Address | None = None
+    bird_config: Path = Path("/etc/bird/bird.conf")
+    routes_file: Path = Path("/etc/bird/dplb-routes.conf")
+    control_socket: Path = Path("/run/bird/bird.ctl")
+    bird: str = "bird"
+    birdc: str = "birdc"
+    # Names of the static protocols the routes file declares (bird_config exports them).
+    protocol_ipv4: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")] = "dplb4"
+    protocol_ipv6: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")] = "dplb6"
+    # Announce this node's own local (SNAT) addresses, and the peers' as backups.
+    local_addresses: Annotated[bool, Strict()] = True
+    # Added to every route dplb announces.
+    communities: list[BgpCommunity] = []
+    backup: BgpBackupSection = BgpBackupSection()
+    drain: BgpDrainSection = BgpDrainSection()
+    # How often BIRD's state is read, and a failed reconfiguration retried.
+    poll_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # The longest a `bird -p` or `birdc` call may take.
+    command_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+    @field_validator("protocol_ipv6")
+    @classmethod
+    def _two_names(cls, name: str, info: Any) -> str:
+        if name == info.data.get("protocol_ipv4"):
+            raise ValueError(f"'{name}' is protocol_ipv4 too: the two need two names")
+        return name
+
+
 class NodeConfig(ConfigModel):
     node: NodeSection
     dataplane: DataplaneSection
     api: ApiSection = ApiSection()
     store: StoreSection = StoreSection()
     health: HealthSection = HealthSection()
+    bgp: BgpSection = BgpSection()
     services: list[ServiceSection] = []
 
 
@@ -589,6 +663,18 @@ def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
         for version in sorted(needs):
             if not any(a.version == version for a in laddrs):
                 errors.append((f"{where}.reals", f"no IPv{version} local address on any port"))
+    bgp = cfg.bgp
+    if bgp.enabled:
+        if bgp.backup.path_prepend and bgp.asn is None:
+            errors.append(("bgp.asn", "required for backup.path_prepend (set it, or 0 prepends)"))
+        if bgp.routes_file == bgp.bird_config:
+            errors.append(("bgp.routes_file", "must not be bird_config itself (dplb rewrites it)"))
+        if cfg.store.file is None and not cfg.store.etcd:
+            errors.append(
+                ("bgp.enabled", "needs store.file or store.etcd: BIRD is driven by the node's API")
+            )
+        if not bgp.routes_file.is_absolute():
+            errors.append(("bgp.routes_file", "must be an absolute path (BIRD includes it)"))
     return errors
 
 

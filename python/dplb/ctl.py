@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -403,6 +404,38 @@ def _laddrs_text(data: list[dict[str, Any]]) -> str:
     return table(rows, ["ADDRESS", "PORT", "WORKER", "IN-USE", "RESTING", "BUSIEST-REAL"])
 
 
+def _bgp_text(b: dict[str, Any]) -> str:
+    if not b.get("enabled"):
+        return "bgp       off (node config: bgp.enabled)"
+    drain = b["drain"]
+    last = b.get("last_reconfiguration")
+    lines = [
+        f"bird      {b['bird']}" + (f": {b['bird_message']}" if b["bird_message"] else ""),
+        f"routes    {'in sync' if b['in_sync'] else 'NOT in sync'}, {len(b['announced'])} "
+        f"announced, {b['reconfigurations']} reconfigurations, failures "
+        + ", ".join(f"{k} {v}" for k, v in b["failures"].items()),
+        f"drain     {drain['state']}"
+        + (
+            f" ({drain['mode']}, {drain['established_sessions']} established sessions)"
+            if drain["state"] != "none"
+            else ""
+        ),
+    ]
+    if last is not None:
+        lines.append(
+            f"last      {'ok' if last['ok'] else 'FAILED'} at {last['at']}: {last['message']}"
+        )
+    sessions = [
+        [s["name"], s["neighbor_address"] or "-", s["neighbor_as"] or "-", s["state"], s["info"],
+         s["routes_exported"]]
+        for s in b["sessions"]
+    ]  # fmt: skip
+    lines.append(table(sessions, ["SESSION", "NEIGHBOR", "AS", "STATE", "INFO", "EXPORTED"]))
+    routes = [[r["prefix"], r["kind"], " ".join(r["communities"]) or "-"] for r in b["announced"]]
+    lines.append(table(routes, ["PREFIX", "KIND", "COMMUNITIES"]))
+    return "\n".join(lines)
+
+
 # -- commands ------------------------------------------------------------------------
 
 Command = Callable[[Client, argparse.Namespace], tuple[Any, str]]
@@ -616,6 +649,24 @@ def cmd_cluster_status(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     return data, _cluster_text(data)
 
 
+def cmd_bgp(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("GET", "/bgp")
+    return data, _bgp_text(data)
+
+
+def cmd_drain(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("POST", "/bgp/drain")
+    while a.wait and data["drain"]["state"] == "draining":  # as long as bgp.drain.timeout
+        time.sleep(0.5)
+        data = c.call("GET", "/bgp")
+    return data, _bgp_text(data)
+
+
+def cmd_undrain(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("POST", "/bgp/undrain")
+    return data, _bgp_text(data)
+
+
 def cmd_audit(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("GET", "/audit", params={"limit": a.limit})
     return data, _audit_text(data)
@@ -752,6 +803,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         cmd_cluster_status,
         f"each node's applied version and state (exit {EXIT_DRIFT} while one lags or refused)",
     )
+
+    command(groups, "bgp", cmd_bgp, "BIRD: sessions, announced routes, reconfigurations, drain")
+    p = command(groups, "drain", cmd_drain, "the routers stop sending new connections (BGP)")
+    p.add_argument("--wait", action="store_true", help="until the established sessions are gone")
+    command(groups, "undrain", cmd_undrain, "announce the VIPs again after a drain")
 
     p = command(groups, "audit", cmd_audit, "who changed what, newest first")
     p.add_argument("--limit", type=int, default=20)

@@ -968,6 +968,11 @@ def get_metrics(request: Request) -> Response:
         return Response("dplb: the node is starting\n", status_code=503, media_type="text/plain")
     started = time.perf_counter()
     text = collector.render()
+    bgp = getattr(request.app.state, "bgp", None)
+    if bgp is not None:  # dplb_bgp_*: the BIRD controller (bgp.enabled)
+        from dplb.bgp.metrics import bgp_metrics_text
+
+        text += bgp_metrics_text(bgp.status(), collector.base.text[0])
     took = time.perf_counter() - started
     text += (
         "# HELP dplb_scrape_duration_seconds How long the previous part of this scrape took.\n"

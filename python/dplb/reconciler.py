@@ -34,6 +34,7 @@ STATIC_SECTIONS = (
     "api.audit_log_keep",
     "store",
     "health",
+    "bgp",  # node-local (BIRD beside this node)
 )
 
 
@@ -87,6 +88,7 @@ def seed_config(node_config: NodeConfig, stored: NodeConfig | None) -> NodeConfi
             "dataplane": node_config.dataplane,
             "store": node_config.store,
             "health": node_config.health,
+            "bgp": node_config.bgp,
             "api": stored.api.model_copy(
                 update={
                     name: getattr(node_config.api, name)

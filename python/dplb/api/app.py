@@ -22,6 +22,7 @@ from dplb.api.errors import install_error_handlers
 from dplb.api.origin import SameOriginWrites
 from dplb.api.routes import (
     audit,
+    bgp,
     cluster,
     config,
     fallback,
@@ -32,9 +33,11 @@ from dplb.api.routes import (
     stats,
 )
 from dplb.api.routes import health_checks as health_checks_routes
+from dplb.bgp import RunningConfigServing, controller_for
+from dplb.cluster.peers import PeerAddresses
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
-from dplb.health import start_health_checker
+from dplb.health import service_can_serve, start_health_checker
 from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
 from dplb.store import FileStore, MemberInfo, Store, StoreUnavailable
@@ -142,9 +145,27 @@ def create_app(
         )
         task = asyncio.create_task(reconciler.run(after=after), name="dplb-reconciler")
         health = start_health_checker(app)  # dplb.health: per-NIC checks of the reals
+        # BGP (issue 12): BIRD announces what can serve (the health checker's verdict),
+        # the node's local addresses and, as backups, the cluster peers'.
+        peers = PeerAddresses(the_store, node_config.node.name)
+        peers.start()
+        serving = RunningConfigServing(
+            lambda: reconciler.running,
+            dataplane,
+            can_serve=(lambda key: service_can_serve(app, key)) if health is not None else None,
+            subscribe=health.state.subscribe if health is not None else None,
+        )
+        app.state.bgp = controller_for(
+            node_config, lambda: reconciler.running, dataplane, serving=serving, peers=peers
+        )
+        if app.state.bgp is not None:
+            await app.state.bgp.start()
         try:
             yield
         finally:
+            if app.state.bgp is not None:
+                await app.state.bgp.stop()
+            await peers.stop()
             if health is not None:
                 await health.stop()
             task.cancel()
@@ -165,7 +186,7 @@ def create_app(
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(node.public_router)
-    for module in (services, reals, sessions, stats, node, config, audit, cluster):
+    for module in (services, reals, sessions, stats, node, config, audit, cluster, bgp):
         api.include_router(module.router)
     api.include_router(health_checks_routes.router)
     api.include_router(fallback.router)  # last: what no route above takes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dplb._core as _core
@@ -28,6 +29,24 @@ from dplb.dataplane.telemetry import CounterTable, Telemetry, read_counter_table
 from dplb.engine import RealKey, services_to_core
 
 _PROTOCOLS = {"tcp": 6, "udp": 17}
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def kernel_carrier(device: str) -> bool | None:
+    """For a vdev over a kernel interface (`iface=`: af_packet, af_xdp), whether that
+    interface has its carrier; None for other devices. DPDK 22.11's af_packet PMD reports
+    its link up whatever the wire does, so the kernel is asked (a port whose cable, or
+    veth peer, is gone must count as down: the BGP controller withdraws its services)."""
+    for arg in device.split(",")[1:]:
+        key, _, name = arg.partition("=")
+        if key == "iface" and name:
+            try:
+                return (SYS_CLASS_NET / name / "carrier").read_text().strip() == "1"
+            except OSError:  # EINVAL: the interface is administratively down
+                return False
+    return None
+
+
 _PORT_FIELDS = {"name", "device", "mac", "link_up", "steering"}
 
 
@@ -74,7 +93,7 @@ class NodeDataplane:
     def status(self) -> DataplaneStatus:
         with self._lock:
             cfg = self._config
-        runtime_ports = self.runtime.ports()
+        runtime_ports = self._ports(cfg)
         ports = []
         for section, rp in zip(cfg.dataplane.ports, runtime_ports, strict=True):
             extra = {
@@ -145,6 +164,14 @@ class NodeDataplane:
             for a in self.runtime.local_addresses()
         ]
 
+    def _ports(self, cfg: NodeConfig) -> list[dict[str, Any]]:
+        """The runtime's ports, a link counted down when its kernel interface is."""
+        runtime_ports: list[dict[str, Any]] = self.runtime.ports()
+        for section, rp in zip(cfg.dataplane.ports, runtime_ports, strict=True):
+            if rp.get("link_up") and kernel_carrier(section.device) is False:
+                rp["link_up"] = False
+        return runtime_ports
+
     def telemetry(self) -> Telemetry:
         """Engine and runtime counters for the metrics collector (dplb.metrics)."""
         rt = self.runtime
@@ -156,7 +183,7 @@ class NodeDataplane:
             self._counters = read_counter_table(rt.counter_table, self._counters)
             counters = self._counters
         logger = rt.logger
-        ports, control = rt.ports(), rt.control()
+        ports, control = self._ports(self.running_config()), rt.control()
         return Telemetry(
             kind=self.kind,
             started_at=self._started_at.timestamp(),

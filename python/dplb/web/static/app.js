@@ -9,6 +9,7 @@ import { serviceDetail, serviceForm, serviceList } from "./pages/services.js";
 import sessions from "./pages/sessions.js";
 import config from "./pages/config.js";
 import cluster from "./pages/cluster.js";
+import bgp from "./pages/bgp.js";
 
 const REFRESH_MS = 1000;
 
@@ -34,6 +35,7 @@ const routes = [
   [/^#\/sessions(\?.*)?$/, (m) => sessions(session, new URLSearchParams(m[1] || "")), "sessions"],
   [/^#\/config$/, () => config(session), "config"],
   [/^#\/cluster$/, () => cluster(session), "cluster"],
+  [/^#\/bgp$/, () => bgp(session), "bgp"],
 ];
 
 function key(m) {

@@ -1,0 +1,335 @@
+"""BGP in the namespace topology, shared by the end-to-end tests (tests/e2e/test_bgp.py)
+and the failover benchmark (bench/bgp_bench.py): a router namespace running BIRD with
+kernel ECMP (ops/bird/router.conf) in front of two dplb nodes, each `dplb run` with its
+own BIRD (ops/bird/bird.conf) talking BGP and BFD through its client-side port's
+exception path; a client behind the router; three reals behind both nodes.
+
+  client ── router (BIRD, ECMP) ── bridge ── lb1 | lb2 (dplb + BIRD) ── bridge ── rs1..rs3
+
+BIRD daemons run with their own config, control socket and pid file (`BirdDaemon`);
+everything lives in namespaces of one prefix, removed by `BgpLab.close()`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dplb.demo.lab import NamespaceProcess, python_module, tail, wait_until
+from dplb.demo.topology import Topology, netns_exec, sh
+
+TOKEN = "bgp-lab-admin-token-0123456789"  # each node's admin token
+VIP, VIP_PORT = "10.10.100.10", 80
+VIP_FRONT = "10.10.100.20"  # a service bound to the client-side port (nic: port0)
+CLIENT, CLIENT_GW = "10.10.0.10", "10.10.0.1"
+ROUTER_FRONT = "10.10.1.254"
+NODES = ("lb1", "lb2")
+DRAIN_TIMEOUT = 5.0  # bgp.drain.timeout of the nodes
+
+OPS_BIRD = Path(__file__).resolve().parents[3] / "ops" / "bird"  # the repository's ops/bird/
+
+
+def concrete(example: str, replacements: dict[str, str]) -> str:
+    """An ops/bird/ example with its addresses replaced; each must be in the example (a
+    changed example fails here, not somewhere obscure)."""
+    text = (OPS_BIRD / example).read_text()
+    for old, new in replacements.items():
+        assert old in text, f"ops/bird/{example} no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+class BirdDaemon:
+    def __init__(self, netns: str, config: Path, folder: Path, name: str) -> None:
+        self.netns = netns
+        self.config = config
+        self.socket = folder / f"{name}.ctl"
+        self.pidfile = folder / f"{name}.pid"
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.pidfile.unlink(missing_ok=True)
+        subprocess.run(
+            ["ip", "netns", "exec", self.netns, "bird", "-c", str(self.config),
+             "-s", str(self.socket), "-P", str(self.pidfile)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not (self.pidfile.exists() and self.pidfile.read_text().strip()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"BIRD in {self.netns} wrote no pid file")
+            time.sleep(0.05)
+        self.pid = int(self.pidfile.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            self.pid = None
+            return
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pid = None
+
+    def ask(self, *command: str) -> str:
+        result = subprocess.run(
+            ["birdc", "-s", str(self.socket), *command], capture_output=True, text=True
+        )
+        return result.stdout
+
+    def established(self, protocol: str) -> bool:
+        return "Established" in self.ask("show", "protocols", protocol)
+
+
+def kernel_nexthops(netns: str, prefix: str) -> list[str]:
+    """The next hops the kernel of `netns` has for `prefix` (one per ECMP path)."""
+    out = subprocess.run(
+        ["ip", "-n", netns, "-j", "route", "show", prefix], capture_output=True, text=True
+    ).stdout
+    routes: list[dict[str, Any]] = json.loads(out or "[]")
+    hops: list[str] = []
+    for r in routes:
+        if "nexthops" in r:
+            hops += [h["gateway"] for h in r["nexthops"] if "gateway" in h]
+        elif "gateway" in r:
+            hops.append(r["gateway"])
+    return sorted(hops)
+
+
+class BgpTopology(Topology):
+    """Namespaces: client, router, lb1, lb2, back (the reals' bridge), rs1..rs3."""
+
+    def ns(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def namespaces(self) -> list[str]:
+        names = ["client", "rtr", *NODES, "back"] + [f"rs{i + 1}" for i in range(self.reals)]
+        return [self.ns(n) for n in names]
+
+    def create(self) -> None:
+        self.destroy()
+        for ns in self.namespaces():
+            sh("ip", "netns", "add", ns)
+            netns_exec(ns, "ip", "link", "set", "lo", "up")
+        rtr, back = self.ns("rtr"), self.ns("back")
+        self._veth(self.ns("client"), "eth0", rtr, "c0")
+        netns_exec(self.ns("client"), "ip", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
+        netns_exec(self.ns("client"), "ip", "route", "add", "default", "via", CLIENT_GW)
+        netns_exec(rtr, "ip", "addr", "add", f"{CLIENT_GW}/24", "dev", "c0")
+        for ns, bridge in ((rtr, "brf"), (back, "brb")):
+            netns_exec(ns, "ip", "link", "add", bridge, "type", "bridge")
+            netns_exec(ns, "ip", "link", "set", bridge, "up")
+        netns_exec(rtr, "ip", "addr", "add", f"{ROUTER_FRONT}/24", "dev", "brf")
+        netns_exec(rtr, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        netns_exec(rtr, "sysctl", "-q", "-w", "net.ipv4.fib_multipath_hash_policy=1")
+        for node in NODES:
+            self._veth(self.ns(node), "p0", rtr, f"{node}-f")
+            netns_exec(rtr, "ip", "link", "set", f"{node}-f", "master", "brf")
+            self._veth(self.ns(node), "p1", back, f"{node}-b")
+            netns_exec(back, "ip", "link", "set", f"{node}-b", "master", "brb")
+        for i in range(self.reals):
+            self._veth(self.ns(f"rs{i + 1}"), "eth0", back, f"rs{i + 1}-b")
+            netns_exec(back, "ip", "link", "set", f"rs{i + 1}-b", "master", "brb")
+            netns_exec(
+                self.ns(f"rs{i + 1}"), "ip", "addr", "add", f"{self.real4(i)}/24", "dev", "eth0"
+            )
+
+
+class BgpNode:
+    """One dplb node (`dplb run`) and the BIRD beside it, in the node's namespace."""
+
+    def __init__(self, topo: BgpTopology, index: int, workdir: Path) -> None:
+        self.name = NODES[index]
+        self.ns = topo.ns(self.name)
+        self.address = f"10.10.1.{index + 1}"
+        self.local = f"10.10.2.{101 + index}"
+        self.dir = workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        routes = self.dir / "dplb-routes.conf"
+        routes.write_text("protocol static dplb4 { ipv4; }\nprotocol static dplb6 { ipv6; }\n")
+        bird_conf = self.dir / "bird.conf"
+        bird_conf.write_text(
+            concrete(
+                "bird.conf",
+                {
+                    "log syslog all;": f'log "{self.dir}/bird.log" all;',
+                    "router id 10.10.1.1;": f"router id {self.address};",
+                    "/etc/bird/dplb-routes.conf": str(routes),
+                    '"lb1-port0"': '"k0"',
+                },
+            )
+        )
+        self.bird = BirdDaemon(self.ns, bird_conf, self.dir, "bird")
+        config = {
+            "node": {"name": f"{topo.prefix}-{self.name}", "cluster": "e2e"},
+            "dataplane": {
+                "workers": 1,
+                "sessions_per_worker": 65536,
+                "memory": {"hugepages": False, "size_mb": 256},
+                "ports": [
+                    {
+                        "name": "port0",
+                        "device": "net_af_packet0,iface=p0",
+                        "address": f"{self.address}/24",
+                        "gateway": ROUTER_FRONT,
+                        "kernel_interface": "k0",
+                    },
+                    {
+                        "name": "port1",
+                        "device": "net_af_packet1,iface=p1",
+                        "address": f"10.10.2.{index + 1}/24",
+                        "local_addresses": [[self.local]],
+                        "kernel_interface": "k1",
+                    },
+                ],
+            },
+            "api": {"tokens": [{"name": "e2e", "token": TOKEN, "role": "admin"}]},
+            "store": {"file": str(self.dir / "store" / "desired.yaml")},
+            "bgp": {
+                "enabled": True,
+                "asn": 65001,
+                "router_id": self.address,
+                "bird_config": str(bird_conf),
+                "routes_file": str(routes),
+                "control_socket": str(self.bird.socket),
+                "poll_interval": 0.5,
+                "drain": {"timeout": DRAIN_TIMEOUT},
+            },
+            "services": [
+                {
+                    "vip": vip,
+                    "port": VIP_PORT,
+                    "scheduler": "rr",
+                    "nic": nic,
+                    "reals": [{"address": topo.real4(i), "port": 8080} for i in range(topo.reals)],
+                }
+                for vip, nic in ((VIP, "port1"), (VIP_FRONT, "port0"))
+            ],
+        }
+        config_path = self.dir / "node.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.status_path = self.dir / "status.json"
+        self.proc = NamespaceProcess(
+            self.ns,
+            python_module(
+                "dplb.cli",
+                "run",
+                "--config",
+                str(config_path),
+                "--status-file",
+                str(self.status_path),
+            ),
+            self.dir / "node.log",
+        )
+
+    def start(self) -> None:
+        """The node, then its BIRD (which needs the node's kernel interface k0)."""
+        self.proc.start()
+        self.proc.wait_for_output(r"^dplb node .* running$", 60)
+        wait_until(lambda: self.api("GET", "/health", check=False) is not None, 30, "the API")
+        self.bird.start()
+
+    def api(self, method: str, path: str, check: bool = True) -> Any:
+        result = netns_exec(
+            self.ns, "curl", "-sS", "--fail-with-body", "-m", "60", "-X", method,
+            "-H", f"Authorization: Bearer {TOKEN}", f"http://127.0.0.1:8080/api/v1{path}",
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            if check:
+                raise AssertionError(f"{method} {path}: {result.stderr}{result.stdout}")
+            return None
+        return json.loads(result.stdout)
+
+    def connections(self) -> int:
+        status = json.loads(self.status_path.read_text())
+        return sum(r["connections"] for r in status["reals"] if r["vip"] == VIP)
+
+    def client_ports(self) -> set[int]:
+        """The client's source ports of this node's established sessions to the VIP."""
+        # Established only: a closed connection of an earlier test may share a port.
+        page = self.api("GET", f"/sessions?vip={VIP}&state=established&limit=1000")
+        return {s["client_port"] for s in page["items"] if s["client"] == CLIENT}
+
+    def log(self) -> str:
+        return f"{self.name}:\n{tail(self.proc.log)}\nBIRD:\n{tail(self.dir / 'bird.log')}"
+
+
+class BgpLab:
+    """The topology, the reals, the router's BIRD and both nodes with theirs: `start()`
+    builds and starts it all, `close()` stops it and removes the namespaces."""
+
+    def __init__(self, prefix: str, workdir: Path, quick_reconnect: bool = False) -> None:
+        self.topo = BgpTopology(prefix=prefix)
+        self.workdir = workdir
+        self.nodes = [BgpNode(self.topo, i, workdir) for i in range(len(NODES))]
+        replacements = {"log syslog all;": f'log "{workdir}/router-bird.log" all;'}
+        if quick_reconnect:  # a benchmark that restarts nodes: BIRD waits 60 s by default
+            replacements["  bfd on;\n"] = (
+                "  bfd on;\n  error wait time 1, 2;\n  connect retry time 1;\n"
+            )
+        router_conf = workdir / "router.conf"
+        router_conf.write_text(concrete("router.conf", replacements))
+        self.router = BirdDaemon(self.topo.ns("rtr"), router_conf, workdir, "router")
+        self.servers: list[NamespaceProcess] = []
+
+    def start(self) -> None:
+        self.topo.create()
+        for i in range(self.topo.reals):
+            server = NamespaceProcess(
+                self.topo.ns(f"rs{i + 1}"),
+                python_module("dplb.demo.servers", "--name", f"rs{i + 1}", "--http", "8080"),
+                self.workdir / f"rs{i + 1}.log",
+            )
+            server.start()
+            self.servers.append(server)
+        for server in self.servers:
+            server.wait_for_output(r"^ready$", 30)
+        self.router.start()
+        for node in self.nodes:
+            node.start()
+
+    def close(self) -> list[int | None]:
+        codes = []
+        try:
+            for node in self.nodes:
+                codes.append(node.proc.stop(timeout=30))
+                node.bird.stop()
+            self.router.stop()
+            for server in self.servers:
+                server.stop(timeout=5)
+        finally:
+            self.topo.destroy()
+        return codes
+
+    def nexthops(self, vip: str = VIP) -> list[str]:
+        return kernel_nexthops(self.topo.ns("rtr"), vip)
+
+    def router_says(self, *command: str) -> str:
+        return self.router.ask(*command)
+
+    def client(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return netns_exec(self.topo.ns("client"), *argv)
+
+    def requests(self, count: int) -> None:
+        """`count` HTTP requests, one new connection each (new source ports: spread by
+        the router's L4 hash)."""
+        args = [sys.executable, "-m", "dplb.demo.load", "--requests", str(count)]
+        result = self.client(
+            *args, "--concurrency", "4", "--interval", "5", "--target", f"{VIP}:{VIP_PORT}"
+        )
+        final = json.loads(result.stdout.strip().splitlines()[-1])
+        assert final["errors"] == 0, final
+
+    def logs(self) -> str:
+        return "\n".join(n.log() for n in self.nodes)
