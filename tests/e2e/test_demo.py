@@ -65,3 +65,36 @@ def test_demo_recovers_from_a_killed_run_and_cleans_up(clean: None, tmp_path: Pa
     assert "answered by: rs1" in result.stdout
     assert not namespaces_of(PREFIX)
     assert not (Path(tempfile.gettempdir()) / PREFIX).exists()
+
+
+CLUSTER_PREFIX = run_prefix("e2e13")
+
+
+@pytest.fixture
+def clean_cluster() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        remove_stale(CLUSTER_PREFIX)
+        shutil.rmtree(Path(tempfile.gettempdir()) / CLUSTER_PREFIX, ignore_errors=True)
+
+
+def test_the_cluster_demo_shows_two_nodes_on_one_config_serving_one_vip(
+    clean_cluster: None,
+) -> None:
+    result = subprocess.run(
+        [*DEMO[:-1], CLUSTER_PREFIX, "--cluster", "--duration", "3", "--concurrency", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "via 10.10.1.1, 10.10.1.2" in out  # the router learnt the VIP from both
+    assert "every live node runs it" in out
+    assert "applied by " + f"{CLUSTER_PREFIX}-lb1, {CLUSTER_PREFIX}-lb2" in out
+    assert " 0 failed" in out
+    per_node = out.split("connections per node: ")[1].split()
+    assert per_node[0] == "lb1" and int(per_node[1].rstrip(",")) > 0
+    assert per_node[2] == "lb2" and int(per_node[3]) > 0
+    assert not namespaces_of(CLUSTER_PREFIX)

@@ -172,6 +172,9 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await the_store.leave()
+            close = getattr(the_store, "close", None)  # the etcd store's channels
+            if close is not None:
+                await close()
 
     app = FastAPI(
         title="dplb",

@@ -6,6 +6,10 @@ exception path; a client behind the router; three reals behind both nodes.
 
   client ── router (BIRD, ECMP) ── bridge ── lb1 | lb2 (dplb + BIRD) ── bridge ── rs1..rs3
 
+With `cluster=True` the nodes share one config in etcd (`dplb demo --cluster`): an etcd
+in a management namespace, reached by each node over a management veth (its API listens
+there too), instead of a store file per node.
+
 BIRD daemons run with their own config, control socket and pid file (`BirdDaemon`);
 everything lives in namespaces of one prefix, removed by `BgpLab.close()`."""
 
@@ -32,6 +36,8 @@ CLIENT, CLIENT_GW = "10.10.0.10", "10.10.0.1"
 ROUTER_FRONT = "10.10.1.254"
 NODES = ("lb1", "lb2")
 DRAIN_TIMEOUT = 5.0  # bgp.drain.timeout of the nodes
+MGMT_ETCD = "10.10.9.254"  # etcd on the management network (cluster=True)
+ETCD_PORT = 2379
 
 OPS_BIRD = Path(__file__).resolve().parents[3] / "ops" / "bird"  # the repository's ops/bird/
 
@@ -107,14 +113,32 @@ def kernel_nexthops(netns: str, prefix: str) -> list[str]:
 
 
 class BgpTopology(Topology):
-    """Namespaces: client, router, lb1, lb2, back (the reals' bridge), rs1..rs3."""
+    """Namespaces: client, router, lb1, lb2, back (the reals' bridge), rs1..rs3; with
+    `mgmt`, a management namespace whose bridge reaches each node's `m0`."""
+
+    mgmt: bool = False
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
     def namespaces(self) -> list[str]:
         names = ["client", "rtr", *NODES, "back"] + [f"rs{i + 1}" for i in range(self.reals)]
-        return [self.ns(n) for n in names]
+        return [self.ns(n) for n in names + (["mgmt"] if self.mgmt else [])]
+
+    def mgmt_address(self, index: int) -> str:
+        return f"10.10.9.{index + 1}"
+
+    def create_mgmt(self) -> None:
+        mgmt = self.ns("mgmt")
+        netns_exec(mgmt, "ip", "link", "add", "brm", "type", "bridge")
+        netns_exec(mgmt, "ip", "link", "set", "brm", "up")
+        netns_exec(mgmt, "ip", "addr", "add", f"{MGMT_ETCD}/24", "dev", "brm")
+        for i, node in enumerate(NODES):
+            self._veth(self.ns(node), "m0", mgmt, f"{node}-m")
+            netns_exec(mgmt, "ip", "link", "set", f"{node}-m", "master", "brm")
+            netns_exec(
+                self.ns(node), "ip", "addr", "add", f"{self.mgmt_address(i)}/24", "dev", "m0"
+            )
 
     def create(self) -> None:
         self.destroy()
@@ -143,6 +167,8 @@ class BgpTopology(Topology):
             netns_exec(
                 self.ns(f"rs{i + 1}"), "ip", "addr", "add", f"{self.real4(i)}/24", "dev", "eth0"
             )
+        if self.mgmt:
+            self.create_mgmt()
 
 
 class BgpNode:
@@ -170,7 +196,7 @@ class BgpNode:
             )
         )
         self.bird = BirdDaemon(self.ns, bird_conf, self.dir, "bird")
-        config = {
+        config: dict[str, Any] = {
             "node": {"name": f"{topo.prefix}-{self.name}", "cluster": "e2e"},
             "dataplane": {
                 "workers": 1,
@@ -216,6 +242,14 @@ class BgpNode:
                 for vip, nic in ((VIP, "port1"), (VIP_FRONT, "port0"))
             ],
         }
+        self.api_url = "http://127.0.0.1:8080/api/v1"
+        if topo.mgmt:  # one config for both, in etcd; the API on the management network
+            listen = f"{topo.mgmt_address(index)}:8080"
+            self.api_url = f"http://{listen}/api/v1"
+            config["node"]["cluster"] = "demo"
+            config["api"] |= {"listen": listen, "audit_log": str(self.dir / "audit.jsonl")}
+            config["store"] = {"etcd": {"endpoints": [f"{MGMT_ETCD}:{ETCD_PORT}"]}}
+        self.config = config
         config_path = self.dir / "node.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.status_path = self.dir / "status.json"
@@ -242,7 +276,7 @@ class BgpNode:
     def api(self, method: str, path: str, check: bool = True) -> Any:
         result = netns_exec(
             self.ns, "curl", "-sS", "--fail-with-body", "-m", "60", "-X", method,
-            "-H", f"Authorization: Bearer {TOKEN}", f"http://127.0.0.1:8080/api/v1{path}",
+            "-H", f"Authorization: Bearer {TOKEN}", f"{self.api_url}{path}",
             check=False,
         )  # fmt: skip
         if result.returncode != 0:
@@ -269,9 +303,13 @@ class BgpLab:
     """The topology, the reals, the router's BIRD and both nodes with theirs: `start()`
     builds and starts it all, `close()` stops it and removes the namespaces."""
 
-    def __init__(self, prefix: str, workdir: Path, quick_reconnect: bool = False) -> None:
+    def __init__(
+        self, prefix: str, workdir: Path, quick_reconnect: bool = False, cluster: bool = False
+    ) -> None:
         self.topo = BgpTopology(prefix=prefix)
+        self.topo.mgmt = cluster
         self.workdir = workdir
+        self.etcd: NamespaceProcess | None = None
         self.nodes = [BgpNode(self.topo, i, workdir) for i in range(len(NODES))]
         replacements = {"log syslog all;": f'log "{workdir}/router-bird.log" all;'}
         if quick_reconnect:  # a benchmark that restarts nodes: BIRD waits 60 s by default
@@ -296,8 +334,33 @@ class BgpLab:
         for server in self.servers:
             server.wait_for_output(r"^ready$", 30)
         self.router.start()
+        if self.topo.mgmt:
+            self.start_etcd()
         for node in self.nodes:
             node.start()
+
+    def start_etcd(self) -> None:
+        url = f"http://{MGMT_ETCD}:{ETCD_PORT}"
+        peer = f"http://{MGMT_ETCD}:{ETCD_PORT + 1}"
+        self.etcd = NamespaceProcess(
+            self.topo.ns("mgmt"),
+            [
+                "etcd", "--name", "mgmt", "--data-dir", str(self.workdir / "etcd"),
+                "--listen-client-urls", url, "--advertise-client-urls", url,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"mgmt={peer}", "--log-level", "warn",
+            ],
+            self.workdir / "etcd.log",
+        )  # fmt: skip
+        self.etcd.start()
+        wait_until(
+            lambda: netns_exec(
+                self.topo.ns("mgmt"), "etcdctl", "--endpoints", url, "endpoint", "health",
+                check=False,
+            ).returncode == 0,
+            30,
+            "etcd on the management network",
+        )  # fmt: skip
 
     def close(self) -> list[int | None]:
         codes = []
@@ -308,6 +371,8 @@ class BgpLab:
             self.router.stop()
             for server in self.servers:
                 server.stop(timeout=5)
+            if self.etcd is not None:
+                self.etcd.stop(timeout=10)
         finally:
             self.topo.destroy()
         return codes

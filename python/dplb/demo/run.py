@@ -339,6 +339,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="node workers (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="two nodes sharing one config in etcd, behind a BGP router (BIRD, ECMP)",
+    )
+    parser.add_argument(
         "--harness",
         action="store_true",
         help="no namespaces, no DPDK: one connection and 1,000 clients through the engine harness",
@@ -350,4 +355,12 @@ def main(args: argparse.Namespace) -> int:
         from dplb.harness_demo import main as harness_main
 
         return harness_main()
+    if args.cluster:
+        problem = preflight()
+        if problem:
+            print(f"dplb: {problem}", file=sys.stderr)
+            return 1
+        from dplb.demo.cluster_demo import run_cluster_demo
+
+        return run_cluster_demo(args)
     return run_demo(args)
