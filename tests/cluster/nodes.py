@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from api_helpers import ADMIN_TOKEN, VIEWER_TOKEN, free_port
+from api_helpers import ADMIN_TOKEN, VIEWER_TOKEN, free_port, wait_for
 from conftest import node_config
 from dplb.store import dump_yaml
 
@@ -97,12 +97,5 @@ class ClusterNode:
 
 
 def wait_until(condition: Any, timeout: float = 30.0, what: str = "") -> Any:
-    """Polls `condition` until it is true; fails after `timeout` (a bound, not a figure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
+    """`wait_for` with the longer bound a cluster needs (elections, leases)."""
+    return wait_for(condition, timeout, what)

@@ -32,28 +32,25 @@ ENDPOINTS = [f"127.0.0.1:{ETCD_CLIENT}"]
 TOKENS = [{"name": "ops", "token": ADMIN_TOKEN, "role": "admin"}]
 
 
-def real_node_config(t: Topology, workdir: Path) -> dict[str, Any]:
-    cfg = t.node_config(workers=1)
-    cfg["node"] = {"name": "lb1", "cluster": "e2e"}
+def cluster_part(cfg: dict[str, Any], name: str, port: int, workdir: Path) -> dict[str, Any]:
+    """A node config made a member of the test's cluster: its API, the shared etcd."""
+    cfg["node"] = {"name": name, "cluster": "e2e"}
     cfg["api"] = {
-        "listen": f"127.0.0.1:{API_A}",
+        "listen": f"127.0.0.1:{port}",
         "tokens": TOKENS,
-        "audit_log": str(workdir / "lb1-audit.jsonl"),
+        "audit_log": str(workdir / f"{name}-audit.jsonl"),
     }
     cfg["store"] = {"etcd": {"endpoints": ENDPOINTS}}
     return cfg
 
 
+def real_node_config(t: Topology, workdir: Path) -> dict[str, Any]:
+    return cluster_part(t.node_config(workers=1), "lb1", API_A, workdir)
+
+
 def second_node_config(workdir: Path) -> dict[str, Any]:
-    cfg = node_config(1)
+    cfg = cluster_part(node_config(1), "lb2", API_B, workdir)
     cfg["health"] = {"enabled": False}  # the harness's reals are only frames
-    cfg["node"] = {"name": "lb2", "cluster": "e2e"}
-    cfg["api"] = {
-        "listen": f"127.0.0.1:{API_B}",
-        "tokens": TOKENS,
-        "audit_log": str(workdir / "lb2-audit.jsonl"),
-    }
-    cfg["store"] = {"etcd": {"endpoints": ENDPOINTS}}
     return cfg
 
 
