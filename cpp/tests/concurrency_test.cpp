@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <latch>
 #include <thread>
 #include <vector>
 
@@ -68,6 +69,9 @@ TEST(ConcurrencyTest, WorkersControlSideAndReadersAtOnce) {
     constexpr uint32_t kRounds = 300;
     constexpr uint32_t kFlowsPerRound = kBurst / 2;  // a SYN and an ACK each
     std::atomic<uint32_t> workers_running{kWorkers};
+    // The workers start once the control side and the reader run: on a loaded machine
+    // the workers' 300 rounds would otherwise be over before the others are scheduled.
+    std::latch others_running(2);
     std::vector<uint64_t> sent(kWorkers, 0), transmitted(kWorkers, 0);
 
     auto worker_thread = [&](uint32_t w) {
@@ -77,6 +81,7 @@ TEST(ConcurrencyTest, WorkersControlSideAndReadersAtOnce) {
         PacketView views[kBurst];
         PacketView* pointers[kBurst];
         Action actions[kBurst];
+        others_running.wait();
         for (uint32_t round = 0; round < kRounds; ++round) {
             worker.set_clock((round + 1) * 1'000'000ULL);  // 1 ms a round
             for (uint32_t i = 0; i < kBurst; ++i) {
@@ -97,7 +102,8 @@ TEST(ConcurrencyTest, WorkersControlSideAndReadersAtOnce) {
     // neighbours are learned and forgotten, sessions are reset.
     uint64_t control_rounds = 0;
     auto control_thread = [&] {
-        for (uint32_t i = 0; workers_running.load() > 0; ++i, ++control_rounds) {
+        others_running.count_down();
+        for (uint32_t i = 0; i == 0 || workers_running.load() > 0; ++i, ++control_rounds) {
             neighbours.set(1, ip("10.0.2.11"), kRealMacs[i % 2]);
             if (i % 3 == 0) {
                 neighbours.remove(1, ip("10.0.2.12"));
@@ -121,7 +127,8 @@ TEST(ConcurrencyTest, WorkersControlSideAndReadersAtOnce) {
     const IpAddress real = ip("10.0.2.11");
     auto reader_thread = [&] {
         std::vector<uint64_t> last(kWorkers, 0);
-        while (workers_running.load() > 0) {
+        others_running.count_down();
+        do {
             for (uint32_t w = 0; w < kWorkers; ++w) {
                 const Worker& worker = engine.worker(w);
                 const uint64_t rx = worker.stats().rx_packets;
@@ -141,7 +148,7 @@ TEST(ConcurrencyTest, WorkersControlSideAndReadersAtOnce) {
             lost_neighbour |= !neighbours.lookup(1, real).has_value();
             ++reader_rounds;
             std::this_thread::yield();
-        }
+        } while (workers_running.load() > 0);
     };
 
     std::vector<std::thread> threads;
