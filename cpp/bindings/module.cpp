@@ -272,6 +272,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("local_port_real_time_wait_s", &EngineConfig::local_port_real_time_wait_s)
         .def_readwrite("local_port_clock_epoch_ns", &EngineConfig::local_port_clock_epoch_ns)
         .def_readwrite("max_reals", &EngineConfig::max_reals)
+        .def_readwrite("control_rest_rate_pps", &EngineConfig::control_rest_rate_pps)
+        .def_readwrite("control_rest_burst", &EngineConfig::control_rest_burst)
         .def_readwrite("max_services", &EngineConfig::max_services)
         .def_readwrite("ports", &EngineConfig::ports)
         .def_readwrite("services", &EngineConfig::services);

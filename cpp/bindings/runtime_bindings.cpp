@@ -117,6 +117,10 @@ void register_runtime(py::module_& m) {
                  d["last_loop_age_ns"] = c.last_loop_age_ns;
                  d["neighbours_ignored"] = c.neighbours_ignored;
                  d["neighbours_full"] = c.neighbours_full;
+                 d["priority_taken"] = c.priority_taken;
+                 d["rest_taken"] = c.rest_taken;
+                 d["priority_ring_full"] = c.priority_ring_full;
+                 d["rest_ring_full"] = c.rest_ring_full;
                  return d;
              })
         .def("mac_of", &Runtime::mac_of)

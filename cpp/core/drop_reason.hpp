@@ -27,7 +27,8 @@ namespace dplb::core {
     X(handover_full, "hand-over ring to the owner worker full")                     \
     X(proxy_no_room, "no buffer room to insert the PROXY protocol header")           \
     X(refused_connection, "RST toward a connection dplb reset (PROXY header refused)")  \
-    X(tcp_rst_out_of_window, "TCP RST whose sequence number is outside the receiver's window")
+    X(tcp_rst_out_of_window, "TCP RST whose sequence number is outside the receiver's window") \
+    X(control_rate_limited, "frame for the control side over dataplane.control.rest_rate_pps (junk, not ARP/BGP/BFD/own)")
 
 enum class DropReason : uint8_t {
 #define DPLB_DROP_ENUM(name, text) name,

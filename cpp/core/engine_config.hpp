@@ -63,6 +63,11 @@ struct EngineConfig {
     uint64_t local_port_clock_epoch_ns = 0;
     uint32_t max_reals = 65536;              // per-real counter slots per worker
     uint32_t max_services = 65536;
+    // Frames for the control side that are not ARP/ND, BGP/BFD or the node's own
+    // connections (ControlClass::rest): at most this many per second per worker, in
+    // bursts of control_rest_burst; 0 = no limit.
+    uint64_t control_rest_rate_pps = 10000;
+    uint64_t control_rest_burst = 1000;
     std::vector<PortConfig> ports;
     std::vector<ServiceConfig> services;
 };

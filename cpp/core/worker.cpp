@@ -42,7 +42,8 @@ Worker::Worker(const WorkerView& view, uint32_t id)
       laddr_cursor_(view.config().ports.size(), 0),
       service_cursor_(view.config().max_services, 0),
       reals_(view.config().max_reals),
-      wlc_active_(kMaxRealsPerService, 0) {
+      wlc_active_(kMaxRealsPerService, 0),
+      rest_bucket_(view.config().control_rest_rate_pps, view.config().control_rest_burst) {
     const EngineConfig& c = view.config();
     for (size_t p = 0; p < c.ports.size(); ++p) {
         if (c.ports[p].local_addresses.empty()) continue;
@@ -119,8 +120,7 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
                            uint64_t hash) {
     if (p.status == ParseStatus::dropped) [[unlikely]] return drop(p.drop);
     if (p.status == ParseStatus::not_ip) [[unlikely]] {
-        ++stats_.to_control;
-        return Action{Verdict::control, 0, 0};
+        return to_control(pkt, p);
     }
     const uint8_t proto = p.key.proto;
     if (proto == kTcp || proto == kUdp) [[likely]] {
@@ -152,8 +152,21 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
                (proto == static_cast<uint8_t>(L4Proto::icmpv6) && p.ipv6)) {
         if (is_translated_icmp_error(p.ipv6, p.icmp_type)) return icmp_error(pkt, p, services, handed_in);
     }
+    return to_control(pkt, p);
+}
+
+// ARP/ND, BGP/BFD and the node's own connections always go up (the control lcore drains
+// them first); the rest only as fast as this worker's bucket allows, so that a flood of
+// junk cannot crowd them out.
+Action Worker::to_control(const PacketView& pkt, const ParsedPacket& p) {
+    const ControlClass c = classify_control(pkt.data, pkt.len, p, view_.config().ports[pkt.in_port].addresses);
+    if (c == ControlClass::rest && !rest_bucket_.take(now_ns_)) [[unlikely]] {
+        return drop(DropReason::control_rate_limited);
+    }
     ++stats_.to_control;
-    return Action{Verdict::control, 0, 0};
+    Action a{Verdict::control, 0, 0};
+    a.control = c;
+    return a;
 }
 
 Action Worker::await_neighbour(PacketView& pkt, uint8_t port) {
@@ -475,8 +488,7 @@ Action Worker::icmp_error(PacketView& pkt, const ParsedPacket& p, const ServiceT
         want = Direction::inbound;
         owner = view_.inbound_owner(key);
     } else {
-        ++stats_.to_control;
-        return Action{Verdict::control, 0, 0};
+        return to_control(pkt, p);
     }
     if (owner != id_ && !handed_in) {
         ++stats_.handed_over;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/control_class.hpp"
 #include "core/log_record.hpp"
 #include "core/packet.hpp"
 #include "core/port_pool.hpp"
@@ -44,6 +45,7 @@ struct Action {
     Verdict verdict = Verdict::drop;
     uint8_t port = 0;
     uint16_t worker = 0;
+    ControlClass control = ControlClass::rest;  // with Verdict::control: which ring
 };
 
 // Written by its worker only, read by the control side (SingleWriterCounter).
@@ -172,6 +174,8 @@ private:
         return Action{Verdict::drop, 0, 0};
     }
     Action transmit(PacketView& pkt, uint8_t port);
+    // For the control side, classified (ControlClass); the rest is rate-limited.
+    Action to_control(const PacketView& pkt, const ParsedPacket& p);
     // The packet is rewritten but its next hop's MAC is unknown: hand it to be held.
     Action await_neighbour(PacketView& pkt, uint8_t port);
     uint32_t run_commands();                   // worker_commands.cpp
@@ -201,6 +205,7 @@ private:
     std::vector<uint32_t> service_cursor_;   // per service id: rr/wrr position
     std::vector<RealCounters> reals_;        // per real slot
     std::vector<uint32_t> wlc_active_;       // scratch for wlc: active counts of one service
+    TokenBucket rest_bucket_;  // ControlClass::rest frames of this worker
     std::array<ParsedPacket, kBurst> parsed_;  // scratch of process_burst
     // Sessions created in this burst whose outbound key waits to be indexed (its slot
     // prefetched) until the burst's end: SessionTable::insert with defer_outbound.

@@ -30,6 +30,7 @@ constexpr size_t kHeldPerNeighbour = 16;
 constexpr uint64_t kAgingEveryNs = 10'000'000'000ULL;
 constexpr uint64_t kNeighbourMaxAgeNs = 300'000'000'000ULL;  // 5 minutes, as ARP caches go
 constexpr uint64_t kFullReportEveryNs = 10'000'000'000ULL;  // a full neighbour table: logged each 10 s
+constexpr uint32_t kPriorityBursts = 4;  // priority bursts per turn before one of the rest
 constexpr uint8_t kIcmp6NeighbourSolicit = 135;
 constexpr uint8_t kIcmp6NeighbourAdvert = 136;
 
@@ -55,12 +56,7 @@ public:
             // The service snapshot of this round: it stays alive until the next round's
             // current() (this lcore takes part in the snapshots' reclaim).
             services_ = &reader_.current();
-            uint32_t work = 0;
-            rte_mbuf* mbufs[kBurstSize];
-            unsigned n = rte_ring_sc_dequeue_burst(rt_.control.ring, reinterpret_cast<void**>(mbufs), kBurstSize,
-                                                   nullptr);
-            for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
-            work += n;
+            uint32_t work = take_from_workers();
             for (size_t p = 0; p < rt_.ports.size(); ++p) work += from_kernel(static_cast<uint8_t>(p));
             work += take_waiting_frames();
             work += answer_neighbour_requests();
@@ -72,6 +68,25 @@ public:
 
 private:
     // -- what arrives from the ports ------------------------------------------------
+    // The priority ring (ARP/ND, BGP/BFD, the node's own connections) first, up to
+    // kPriorityBursts bursts a turn; then one burst of the rest, so that neither starves.
+    uint32_t take_from_workers() {
+        uint32_t work = 0;
+        rte_mbuf* mbufs[kBurstSize];
+        for (uint32_t b = 0; b < kPriorityBursts; ++b) {
+            unsigned n = rte_ring_sc_dequeue_burst(rt_.control.priority_ring, reinterpret_cast<void**>(mbufs),
+                                                   kBurstSize, nullptr);
+            for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
+            rt_.control.priority_taken.fetch_add(n, std::memory_order_relaxed);
+            work += n;
+            if (n < kBurstSize) break;
+        }
+        unsigned n = rte_ring_sc_dequeue_burst(rt_.control.ring, reinterpret_cast<void**>(mbufs), kBurstSize, nullptr);
+        for (unsigned i = 0; i < n; ++i) from_port(mbufs[i]);
+        rt_.control.rest_taken.fetch_add(n, std::memory_order_relaxed);
+        return work + n;
+    }
+
     void from_port(rte_mbuf* m) {
         int idx = rt_.engine_port_of[m->port];
         if (idx < 0) {

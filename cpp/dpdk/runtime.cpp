@@ -394,6 +394,8 @@ void Runtime::Impl::start() {
     int socket = rte_socket_id() == static_cast<unsigned>(SOCKET_ID_ANY) ? 0 : static_cast<int>(rte_socket_id());
     control.ring = rte_ring_create("dplb_control", kRingSize, socket, RING_F_SC_DEQ);
     if (control.ring == nullptr) throw std::runtime_error("cannot create the control ring");
+    control.priority_ring = rte_ring_create("dplb_control_prio", kRingSize, socket, RING_F_SC_DEQ);
+    if (control.priority_ring == nullptr) throw std::runtime_error("cannot create the control priority ring");
     control.resolve_ring = rte_ring_create("dplb_resolve", kRingSize, socket, RING_F_SC_DEQ);
     if (control.resolve_ring == nullptr) throw std::runtime_error("cannot create the resolve ring");
     for (uint32_t w = 0; w < engine_config.workers; ++w) {
@@ -605,7 +607,8 @@ ControlStatus Runtime::control() const {
             c.from_kernel.load(), c.resolutions_sent.load(), c.held.load(), c.held_expired.load(),
             c.dropped.load(),     c.loops.load(std::memory_order_relaxed),
             age_ns(c.last_loop_ns.load(std::memory_order_relaxed)), c.neighbours_ignored.load(),
-            c.neighbours_full.load()};
+            c.neighbours_full.load(), c.priority_taken.load(), c.rest_taken.load(),
+            c.priority_ring_full.load(), c.rest_ring_full.load()};
 }
 
 }  // namespace dplb::dpdk

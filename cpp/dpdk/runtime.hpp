@@ -93,6 +93,10 @@ struct ControlStatus {
     uint64_t last_loop_age_ns = 0;   // since its last turn (liveness)
     uint64_t neighbours_ignored = 0;
     uint64_t neighbours_full = 0;
+    uint64_t priority_taken = 0;      // ARP/ND, BGP/BFD, own connections taken by the control lcore
+    uint64_t rest_taken = 0;          // the rest taken
+    uint64_t priority_ring_full = 0;  // dropped by a worker: the priority ring was full
+    uint64_t rest_ring_full = 0;      // ... the rest's ring was full
 };
 
 // The DPDK library's version ("DPDK 22.11.11").

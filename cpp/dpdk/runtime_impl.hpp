@@ -61,7 +61,11 @@ struct alignas(64) WorkerState {
 
 struct ControlState {
     uint32_t lcore = 0;
-    rte_ring* ring = nullptr;          // frames the workers pass to the control path
+    // Frames the workers pass to the control path, by ControlClass: ARP/ND, BGP/BFD and
+    // the node's own connections on the priority ring, drained first; the rest (already
+    // rate-limited by each worker) on `ring`.
+    rte_ring* priority_ring = nullptr;
+    rte_ring* ring = nullptr;
     rte_ring* resolve_ring = nullptr;  // rewritten frames waiting for a next hop's MAC
     std::atomic<uint64_t> arp_replies{0};
     std::atomic<uint64_t> nd_replies{0};
@@ -73,6 +77,10 @@ struct ControlState {
     std::atomic<uint64_t> neighbours_ignored{0};  // ARP/ND senders not learned: not asked for
     std::atomic<uint64_t> neighbours_full{0};     // neighbours not learned: the table was full
     std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> priority_taken{0};      // frames taken from the priority ring
+    std::atomic<uint64_t> rest_taken{0};          // ... and from the rest's ring
+    std::atomic<uint64_t> priority_ring_full{0};  // dropped: the priority ring was full
+    std::atomic<uint64_t> rest_ring_full{0};      // dropped: the rest's ring was full
     std::atomic<uint64_t> loops{0};         // turns of the control loop
     std::atomic<uint64_t> last_loop_ns{0};  // now_ns() at its last turn
 };

@@ -132,12 +132,17 @@ private:
                         rte_pktmbuf_free(m);
                     }
                     break;
-                case core::Verdict::control:
-                    if (rte_ring_mp_enqueue(rt_.control.ring, m) != 0) {
+                case core::Verdict::control: {
+                    // The engine classified it (ControlClass) and rate-limited the rest.
+                    const bool priority = a.control != core::ControlClass::rest;
+                    if (rte_ring_mp_enqueue(priority ? rt_.control.priority_ring : rt_.control.ring, m) != 0) {
+                        (priority ? rt_.control.priority_ring_full : rt_.control.rest_ring_full)
+                            .fetch_add(1, std::memory_order_relaxed);
                         rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
                         rte_pktmbuf_free(m);
                     }
                     break;
+                }
                 default:
                     rte_pktmbuf_free(m);
                     break;

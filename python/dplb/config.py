@@ -231,6 +231,14 @@ class LogSection(ConfigModel):
     drop_report_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
+class ControlSection(ConfigModel):
+    """Frames for the control side that are not ARP/ND, BGP/BFD or the node's own
+    connections: at most rest_rate_pps per worker (0: no limit), in bursts of rest_burst."""
+
+    rest_rate_pps: Annotated[int, Strict(), Field(ge=0, le=100_000_000)] = 10_000
+    rest_burst: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
+
+
 class DataplaneSection(ConfigModel):
     workers: Annotated[int, Strict(), Field(ge=1, le=128)] = 1
     lcores: str | None = None
@@ -246,6 +254,7 @@ class DataplaneSection(ConfigModel):
     timeouts: Timeouts = Timeouts()
     ports: Annotated[list[PortSection], Field(min_length=1, max_length=32)]
     log: LogSection = LogSection()
+    control: ControlSection = ControlSection()
     # DPDK's rte_latencystats (rx-to-tx latency of sampled packets). Off by default: it
     # reads the TSC for every received packet and shares a cache line between workers.
     latency_stats: Annotated[bool, Strict()] = False

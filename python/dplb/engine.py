@@ -114,6 +114,8 @@ def to_engine_config(
     core.local_port_clock_epoch_ns = clock_epoch_ns
     core.max_services = dp.max_services
     core.max_reals = dp.max_reals
+    core.control_rest_rate_pps = dp.control.rest_rate_pps
+    core.control_rest_burst = dp.control.rest_burst
     ports = []
     for i, port in enumerate(dp.ports):
         p = _core.PortConfig()

@@ -121,6 +121,26 @@ _CONTROL_COUNTERS = (
         "dplb_control_neighbour_table_full_total",
         "Next hops not learned: the neighbour table was full.",
     ),
+    (
+        "priority_taken",
+        "dplb_control_priority_packets_total",
+        "Packets the control lcore took from its priority ring (ARP/ND, BGP/BFD, own connections).",
+    ),
+    (
+        "rest_taken",
+        "dplb_control_rest_packets_total",
+        "Packets the control lcore took from its ring of the rest (rate-limited per worker).",
+    ),
+    (
+        "priority_ring_full",
+        "dplb_control_priority_ring_full_total",
+        "Priority control packets dropped: the priority ring was full.",
+    ),
+    (
+        "rest_ring_full",
+        "dplb_control_rest_ring_full_total",
+        "Other control packets dropped: their ring was full.",
+    ),
 )
 # (field of CounterTable, metric suffix, help) for services and reals alike. The unit
 # goes last; incoming/outgoing as node_exporter's node_ipvs_incoming_bytes_total (in:
