@@ -31,7 +31,8 @@ void register_runtime(py::module_& m) {
         .def_readwrite("file_prefix", &RuntimeOptions::file_prefix)
         .def_readwrite("extra_eal_args", &RuntimeOptions::extra_eal_args)
         .def_readwrite("log", &RuntimeOptions::log)
-        .def_readwrite("latency_stats", &RuntimeOptions::latency_stats);
+        .def_readwrite("latency_stats", &RuntimeOptions::latency_stats)
+        .def_readwrite("control_flow_steering", &RuntimeOptions::control_flow_steering);
 
     py::class_<Runtime>(m, "Runtime")
         .def(py::init<const dplb::core::EngineConfig&, const RuntimeOptions&>(), py::arg("engine"), py::arg("options"))
@@ -64,6 +65,7 @@ void register_runtime(py::module_& m) {
                      d["rx_queues"] = p.rx_queues;
                      d["tx_queues"] = p.tx_queues;
                      d["steering"] = p.steering;
+                     d["control_steering"] = p.control_steering;
                      d["rx_packets"] = p.rx_packets;
                      d["tx_packets"] = p.tx_packets;
                      d["rx_bytes"] = p.rx_bytes;

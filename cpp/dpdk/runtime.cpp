@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "core/control_class.hpp"
 #include "core/toeplitz.hpp"
 #include "dpdk/runtime_impl.hpp"
 #include "host/parallel_for.hpp"
@@ -216,11 +217,23 @@ void Runtime::Impl::setup_port(size_t index) {
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
-    rc = rte_eth_dev_configure(port_id, rp.rx_queues, rp.tx_queues, &conf);
+    // One more RX queue for control traffic (setup_control_steering), where the device
+    // has one to spare and RSS, if used, can be kept off it by the redirection table.
+    uint16_t control_queues = 0;
+    if (options.control_flow_steering) {
+        if (info.max_rx_queues <= rp.rx_queues) {
+            rp.control_steering = "refused: no spare RX queue";
+        } else if (rss && info.reta_size == 0) {
+            rp.control_steering = "refused: RSS without a redirection table would spread traffic onto it";
+        } else {
+            control_queues = 1;
+        }
+    }
+    rc = rte_eth_dev_configure(port_id, rp.rx_queues + control_queues, rp.tx_queues, &conf);
     if (rc != 0) throw std::runtime_error("port " + rp.name + ": configure failed: " + error_text(rc));
     uint16_t rx_desc = kRxDescriptors, tx_desc = kTxDescriptors;
     rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rx_desc, &tx_desc);
-    for (uint16_t q = 0; q < rp.rx_queues; ++q) {
+    for (uint16_t q = 0; q < rp.rx_queues + control_queues; ++q) {
         rc = rte_eth_rx_queue_setup(port_id, q, rx_desc, static_cast<unsigned>(socket), nullptr, rp.pool);
         if (rc != 0) throw std::runtime_error("port " + rp.name + ": RX queue setup failed: " + error_text(rc));
     }
@@ -232,6 +245,7 @@ void Runtime::Impl::setup_port(size_t index) {
     if (rc != 0) throw std::runtime_error("port " + rp.name + ": start failed: " + error_text(rc));
     rp.started = true;
     if (rss) setup_rss(rp, info, key_set);
+    if (control_queues > 0) rp.control_queue = rp.rx_queues;
 
     rte_ether_addr mac;
     rte_eth_macaddr_get(port_id, &mac);
@@ -261,7 +275,8 @@ void Runtime::Impl::setup_rss(RuntimePort& rp, const rte_eth_dev_info& info, boo
             group.mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
             group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = owners[i];
         }
-        exact = rte_eth_dev_rss_reta_update(rp.port_id, reta.data(), info.reta_size) == 0 && exact;
+        rp.reta_set = rte_eth_dev_rss_reta_update(rp.port_id, reta.data(), info.reta_size) == 0;
+        exact = rp.reta_set && exact;
     }
     if (exact) {  // the key the device holds, not the one asked for
         uint8_t key[core::kRssKeySize]{};
@@ -317,6 +332,102 @@ void Runtime::Impl::setup_flow_steering(size_t index) {
         }
     }
     rp.flow_steering = true;
+}
+
+// Control traffic to its own RX queue (RuntimeOptions::control_flow_steering): ARP, IPv6
+// neighbour solicitations and advertisements, and BGP (TCP 179 either side) and BFD (UDP
+// 3784/3785/4784) to each port address. All rules or none: on the first the device
+// refuses, the others are removed, the queue stays empty and the status says why.
+void Runtime::Impl::setup_control_steering(size_t index) {
+    RuntimePort& rp = ports[index];
+    if (rp.control_queue < 0) return;
+    const uint16_t queue_index = static_cast<uint16_t>(rp.control_queue);
+    if (rp.rss && !rp.reta_set) {
+        rp.control_queue = -1;
+        rp.control_steering = "refused: the RSS redirection table could not be set";
+        return;
+    }
+    std::vector<rte_flow*> created;
+    std::string refused;
+    rte_flow_error err{};
+    auto add = [&](rte_flow_item* pattern) {
+        if (!refused.empty()) return;
+        rte_flow_attr attr{};
+        attr.ingress = 1;
+        attr.priority = 0;
+        rte_flow_action_queue queue{queue_index};
+        rte_flow_action actions[2]{};
+        actions[0] = {RTE_FLOW_ACTION_TYPE_QUEUE, &queue};
+        actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+        err = {};
+        rte_flow* flow = nullptr;
+        if (rte_flow_validate(rp.port_id, &attr, pattern, actions, &err) == 0) {
+            flow = rte_flow_create(rp.port_id, &attr, pattern, actions, &err);
+        }
+        if (flow == nullptr) {
+            refused = err.message != nullptr ? err.message : "rte_flow refused the rule";
+            return;
+        }
+        created.push_back(flow);
+    };
+    rte_flow_item_eth arp{}, arp_mask{};
+    arp.hdr.ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+    arp_mask.hdr.ether_type = 0xffff;
+    rte_flow_item arp_pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, &arp, nullptr, &arp_mask},
+                                   {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+    add(arp_pattern);
+    for (uint8_t type : {uint8_t{135}, uint8_t{136}}) {  // neighbour solicitation, advertisement
+        rte_flow_item_icmp6 nd{}, nd_mask{};
+        nd.type = type;
+        nd_mask.type = 0xff;
+        rte_flow_item pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
+                                   {RTE_FLOW_ITEM_TYPE_IPV6, nullptr, nullptr, nullptr},
+                                   {RTE_FLOW_ITEM_TYPE_ICMP6, &nd, nullptr, &nd_mask},
+                                   {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+        add(pattern);
+    }
+    for (const core::Prefix& own : engine_config.ports[index].addresses) {
+        const core::IpAddress& a = own.address;
+        rte_flow_item_ipv4 v4{}, v4_mask{};
+        rte_flow_item_ipv6 v6{}, v6_mask{};
+        rte_flow_item ip_item{};
+        if (a.is_v4()) {
+            std::memcpy(&v4.hdr.dst_addr, a.v4(), 4);
+            v4_mask.hdr.dst_addr = 0xffffffff;
+            ip_item = {RTE_FLOW_ITEM_TYPE_IPV4, &v4, nullptr, &v4_mask};
+        } else {
+            std::memcpy(v6.hdr.dst_addr, a.v6(), 16);
+            std::memset(v6_mask.hdr.dst_addr, 0xff, 16);
+            ip_item = {RTE_FLOW_ITEM_TYPE_IPV6, &v6, nullptr, &v6_mask};
+        }
+        for (bool source : {false, true}) {  // BGP: to port 179, and from it (our connect)
+            rte_flow_item_tcp tcp{}, tcp_mask{};
+            (source ? tcp.hdr.src_port : tcp.hdr.dst_port) = rte_cpu_to_be_16(core::kBgpPort);
+            (source ? tcp_mask.hdr.src_port : tcp_mask.hdr.dst_port) = 0xffff;
+            rte_flow_item pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
+                                       ip_item,
+                                       {RTE_FLOW_ITEM_TYPE_TCP, &tcp, nullptr, &tcp_mask},
+                                       {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+            add(pattern);
+        }
+        for (uint16_t port : {core::kBfdControlPort, core::kBfdEchoPort, core::kBfdMultihopPort}) {
+            rte_flow_item_udp udp{}, udp_mask{};
+            udp.hdr.dst_port = rte_cpu_to_be_16(port);
+            udp_mask.hdr.dst_port = 0xffff;
+            rte_flow_item pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
+                                       ip_item,
+                                       {RTE_FLOW_ITEM_TYPE_UDP, &udp, nullptr, &udp_mask},
+                                       {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+            add(pattern);
+        }
+    }
+    if (!refused.empty()) {
+        for (rte_flow* f : created) rte_flow_destroy(rp.port_id, f, &err);
+        rp.control_queue = -1;
+        rp.control_steering = "refused: " + refused;
+        return;
+    }
+    rp.control_steering = "rte_flow (queue " + std::to_string(queue_index) + ")";
 }
 
 void Runtime::Impl::open_kernel_interface(RuntimePort& rp) {
@@ -375,6 +486,7 @@ void Runtime::Impl::start() {
     }
     for (size_t i = 0; i < ports.size(); ++i) {
         setup_flow_steering(i);
+        setup_control_steering(i);
         open_kernel_interface(ports[i]);
     }
     tsc_ns_mult = (uint64_t(1'000'000'000) << 32) / std::max<uint64_t>(rte_get_tsc_hz(), 1);
@@ -528,6 +640,7 @@ std::vector<PortStatus> Runtime::ports() const {
         s.rx_queues = rp.rx_queues;
         s.tx_queues = rp.tx_queues;
         s.steering = rp.flow_steering ? "rte_flow" : !rp.rss ? "software" : rp.rss_exact ? "rss" : "rss+software";
+        s.control_steering = rp.control_steering;
         if (rp.started) {
             rte_eth_link link{};
             if (rte_eth_link_get_nowait(rp.port_id, &link) == 0) {

@@ -35,6 +35,11 @@ struct RuntimeOptions {
     // Off by default: its callbacks read the TSC for every received packet and share
     // state between all workers (a cache line they all write, a lock on transmit).
     bool latency_stats = false;
+    // Steer ARP, ND and BGP/BFD to the port addresses to an RX queue of their own that
+    // the control lcore polls (rte_flow). Where the device cannot (no spare queue, no
+    // rte_flow, RSS without a redirection table), the port runs without it and its
+    // status says why (PortStatus::control_steering); start() does not fail for it.
+    bool control_flow_steering = false;
 };
 
 // Time a worker spends in the engine per burst: log2 buckets of nanoseconds, bucket i
@@ -51,6 +56,7 @@ struct PortStatus {
     uint16_t rx_queues = 0;
     uint16_t tx_queues = 0;
     std::string steering;  // "rte_flow", "rss" (to the owner), "rss+software" (part handed over), "software"
+    std::string control_steering;  // "off", "rte_flow" (queue N), or "refused: <why>"
     uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;
     uint64_t rx_missed = 0, rx_errors = 0, tx_errors = 0, rx_nombuf = 0;
 };

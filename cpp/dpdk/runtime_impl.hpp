@@ -34,6 +34,9 @@ struct RuntimePort {
     bool rss = false;        // RSS spreads inbound flows over the RX queues
     bool rss_exact = false;  // ... each to its owner worker (key and redirection table are dplb's)
     rte_ring* inject = nullptr;  // frames from the control lcore, sent by worker 0
+    bool reta_set = false;       // the RSS redirection table is dplb's (worker queues only)
+    int control_queue = -1;      // RX queue that rte_flow fills with control traffic, polled by the control lcore
+    std::string control_steering = "off";
     bool started = false;
 };
 
@@ -106,6 +109,7 @@ struct Runtime::Impl {
     void setup_port(size_t index);
     void setup_rss(RuntimePort& port, const rte_eth_dev_info& info, bool key_set);
     void setup_flow_steering(size_t index);
+    void setup_control_steering(size_t index);
     void open_kernel_interface(RuntimePort& port);
 };
 

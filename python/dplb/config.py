@@ -237,6 +237,9 @@ class ControlSection(ConfigModel):
 
     rest_rate_pps: Annotated[int, Strict(), Field(ge=0, le=100_000_000)] = 10_000
     rest_burst: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
+    # ARP, ND and BGP/BFD to the port addresses on an RX queue of their own (rte_flow),
+    # where the NIC can; a port that cannot runs without it and says why.
+    flow_steering: Annotated[bool, Strict()] = False
 
 
 class DataplaneSection(ConfigModel):

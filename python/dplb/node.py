@@ -147,6 +147,7 @@ def runtime_options(cfg: NodeConfig) -> Any:
     opts.idle_sleep_us = dp.idle_sleep_us
     opts.file_prefix = f"dplb-{cfg.node.name}"
     opts.latency_stats = dp.latency_stats
+    opts.control_flow_steering = dp.control.flow_steering
     if dp.log.file is not None:
         # The runtime starts the logger before the lcores and stops it after them.
         opts.log = logger_options(cfg)
@@ -296,6 +297,7 @@ class Node:
                 f"port {p['name']}: {p['device']} mac {p['mac']} "
                 f"link {'up' if p['link_up'] else 'down'} "
                 f"queues rx {p['rx_queues']} tx {p['tx_queues']} steering {p['steering']} "
+                f"control steering {p['control_steering']} "
                 f"kernel {p['kernel_interface'] or '-'}"
             )
         c = self.runtime.control()

@@ -409,3 +409,17 @@ def test_api_local_addresses(dataplane: Dataplane, tmp_path: Path) -> None:
         ("10.0.2.102", "port1", 1),
         ("2001:db8:2::102", "port1", 1),
     }
+
+
+def test_control_steering_the_vdevs_cannot_do_is_refused_and_the_node_runs() -> None:
+    """`control_flow_steering` asked of net_pcap (one RX queue: no spare one) and net_ring
+    (a spare queue, but no rte_flow: its first rule is refused and DPDK says why): each
+    port says why not, and the node forwards without it (it made every session of its
+    capture when it started; the other tests ran with it asked for)."""
+    from .conftest import _node, _start_dpdk
+
+    dp = _start_dpdk()  # fails unless the node made every session of its capture
+    pcap, ring = (p["control_steering"] for p in _node["runtime"].ports())
+    assert pcap == "refused: no spare RX queue"
+    assert ring.startswith("refused: ") and ring != pcap, ring
+    assert [p.name for p in dp.status().ports] == ["port0", "port1"]

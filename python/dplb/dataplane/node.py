@@ -47,7 +47,7 @@ def kernel_carrier(device: str) -> bool | None:
     return None
 
 
-_PORT_FIELDS = {"name", "device", "mac", "link_up", "steering"}
+_PORT_FIELDS = {"name", "device", "mac", "link_up", "steering", "control_steering"}
 
 
 class NodeDataplane:
@@ -99,7 +99,7 @@ class NodeDataplane:
             extra = {
                 k: v
                 for k, v in rp.items()
-                if k not in {"name", "device", "mac", "link_up", "steering"}
+                if k not in {"name", "device", "mac", "link_up", "steering", "control_steering"}
             }
             ports.append(
                 PortStatus(

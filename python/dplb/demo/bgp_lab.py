@@ -174,7 +174,9 @@ class BgpTopology(Topology):
 class BgpNode:
     """One dplb node (`dplb run`) and the BIRD beside it, in the node's namespace."""
 
-    def __init__(self, topo: BgpTopology, index: int, workdir: Path) -> None:
+    def __init__(
+        self, topo: BgpTopology, index: int, workdir: Path, health_checks: bool = False
+    ) -> None:
         self.name = NODES[index]
         self.ns = topo.ns(self.name)
         self.address = f"10.10.1.{index + 1}"
@@ -242,6 +244,9 @@ class BgpNode:
                 for vip, nic in ((VIP, "port1"), (VIP_FRONT, "port0"))
             ],
         }
+        if health_checks:  # TCP checks of each real from the node, twice a second
+            for service in config["services"]:
+                service["health_check"] = {"interval": 0.5, "timeout": 1.0}
         self.api_url = "http://127.0.0.1:8080/api/v1"
         if topo.mgmt:  # one config for both, in etcd; the API on the management network
             listen = f"{topo.mgmt_address(index)}:8080"
@@ -304,13 +309,18 @@ class BgpLab:
     builds and starts it all, `close()` stops it and removes the namespaces."""
 
     def __init__(
-        self, prefix: str, workdir: Path, quick_reconnect: bool = False, cluster: bool = False
+        self,
+        prefix: str,
+        workdir: Path,
+        quick_reconnect: bool = False,
+        cluster: bool = False,
+        health_checks: bool = False,
     ) -> None:
         self.topo = BgpTopology(prefix=prefix)
         self.topo.mgmt = cluster
         self.workdir = workdir
         self.etcd: NamespaceProcess | None = None
-        self.nodes = [BgpNode(self.topo, i, workdir) for i in range(len(NODES))]
+        self.nodes = [BgpNode(self.topo, i, workdir, health_checks) for i in range(len(NODES))]
         replacements = {"log syslog all;": f'log "{workdir}/router-bird.log" all;'}
         if quick_reconnect:  # a benchmark that restarts nodes: BIRD waits 60 s by default
             replacements["  bfd on;\n"] = (
