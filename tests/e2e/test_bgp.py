@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dplb.demo.bgp_lab import VIP, VIP_FRONT, VIP_PORT, BgpLab, kernel_nexthops
+from dplb.demo.bgp_lab import VIP, VIP_FRONT, VIP_PORT, BgpLab, kernel_nexthops, running_lab
 from dplb.demo.lab import wait_until
 from dplb.demo.topology import netns_exec
 
@@ -61,17 +61,8 @@ print(json.dumps(out), flush=True)
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BgpLab]:
-    the_lab = BgpLab(PREFIX, tmp_path_factory.mktemp(PREFIX))
-    try:
-        the_lab.start()
-        wait_until(
-            lambda: the_lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None,
-            60,
-            "two next hops for the VIP at the router\n" + the_lab.logs(),
-        )
+    with running_lab(PREFIX, tmp_path_factory.mktemp(PREFIX)) as the_lab:
         yield the_lab
-    finally:
-        the_lab.close()
     assert not namespaces_of(PREFIX), f"namespaces left behind: {namespaces_of(PREFIX)}"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dplb.demo.bgp_lab import BgpLab
+from dplb.demo.bgp_lab import BgpLab, running_lab
 from dplb.demo.lab import wait_until
 from dplb.demo.topology import netns_exec
 
@@ -54,17 +54,8 @@ print(sent, flush=True)
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BgpLab]:
-    the_lab = BgpLab(PREFIX, tmp_path_factory.mktemp(PREFIX), health_checks=True)
-    try:
-        the_lab.start()
-        wait_until(
-            lambda: the_lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None,
-            60,
-            "two next hops for the VIP at the router\n" + the_lab.logs(),
-        )
+    with running_lab(PREFIX, tmp_path_factory.mktemp(PREFIX), health_checks=True) as the_lab:
         yield the_lab
-    finally:
-        the_lab.close()
     assert not namespaces_of(PREFIX), f"namespaces left behind: {namespaces_of(PREFIX)}"
 
 
@@ -118,6 +109,7 @@ def test_a_flood_of_junk_leaves_bgp_bfd_and_health_checks_alone(lab: BgpLab) -> 
         flood.wait()
     sent = int(out)
     limited = rate_limited(lab) - limited_before
+    print(f"flood: {sent} frames sent, {limited} rate-limited at lb1")  # shown with -s
     assert 0 < limited <= sent, (limited, sent)
     # The session never went down (its "since" is the same) and BFD is still up.
     assert router_session(lab) == session_before

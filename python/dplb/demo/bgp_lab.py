@@ -21,6 +21,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -408,3 +410,20 @@ class BgpLab:
 
     def logs(self) -> str:
         return "\n".join(n.log() for n in self.nodes)
+
+
+@contextmanager
+def running_lab(prefix: str, workdir: Path, **options: Any) -> Iterator[BgpLab]:
+    """A started BgpLab (`options` as BgpLab takes them) once the router has both nodes
+    as next hops for the VIP; closed (namespaces removed) on leaving."""
+    lab = BgpLab(prefix, workdir, **options)
+    try:
+        lab.start()
+        wait_until(
+            lambda: lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None,
+            60,
+            "two next hops for the VIP at the router\n" + lab.logs(),
+        )
+        yield lab
+    finally:
+        lab.close()
