@@ -68,15 +68,24 @@ public:
 
 private:
     // -- what arrives from the ports ------------------------------------------------
-    // The control queues rte_flow fills, then the priority ring (ARP/ND, BGP/BFD, the node's own connections) first, up to
-    // kPriorityBursts bursts a turn; then one burst of the rest, so that neither starves.
+    // The control queues rte_flow fills, then the priority ring (ARP/ND, BGP/BFD, the
+    // node's own connections), up to kPriorityBursts bursts a turn; then one burst of the
+    // rest, so that neither starves.
     uint32_t take_from_workers() {
         uint32_t work = 0;
         rte_mbuf* mbufs[kBurstSize];
         for (const RuntimePort& port : rt_.ports) {  // what rte_flow steered here (setup_control_steering)
             if (port.control_queue < 0) continue;
             uint16_t n = rte_eth_rx_burst(port.port_id, static_cast<uint16_t>(port.control_queue), mbufs, kBurstSize);
-            for (uint16_t i = 0; i < n; ++i) from_port(mbufs[i]);
+            for (uint16_t i = 0; i < n; ++i) {
+                // Read as one buffer, as the workers do (their frames are linearized).
+                if (mbufs[i]->nb_segs > 1 && rte_pktmbuf_linearize(mbufs[i]) != 0) {
+                    rte_pktmbuf_free(mbufs[i]);
+                    rt_.control.dropped.fetch_add(1, std::memory_order_relaxed);
+                    continue;
+                }
+                from_port(mbufs[i]);
+            }
             rt_.control.priority_taken.fetch_add(n, std::memory_order_relaxed);
             work += n;
         }

@@ -184,7 +184,8 @@ void Runtime::Impl::setup_port(size_t index) {
 
     int socket = rte_eth_dev_socket_id(port_id);
     if (socket < 0) socket = 0;
-    unsigned mbufs = (kRxDescriptors + kTxDescriptors) * worker_count + 2 * kRingSize + 4096;
+    unsigned mbufs = (kRxDescriptors + kTxDescriptors) * worker_count + 2 * kRingSize + 4096 +
+                     (options.control_flow_steering ? kRxDescriptors : 0);  // a control RX queue
     std::string pool_name = "dplb_pool_" + std::to_string(index);
     const bool af_xdp = std::strcmp(info.driver_name, "net_af_xdp") == 0;
     rp.pool = af_xdp ? create_umem_pool(pool_name, mbufs, socket)
