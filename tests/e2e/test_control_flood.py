@@ -76,6 +76,14 @@ def rate_limited(lab: BgpLab) -> int:
     return drops.get("control_rate_limited", 0)
 
 
+def control_counter(lab: BgpLab, name: str) -> int:
+    """A control lcore counter of lb1 as /metrics shows it."""
+    text = netns_exec(
+        lab.nodes[0].ns, "curl", "-sS", "-m", "30", "http://127.0.0.1:8080/metrics"
+    ).stdout
+    return int(float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name))))
+
+
 def test_a_flood_of_junk_leaves_bgp_bfd_and_health_checks_alone(lab: BgpLab) -> None:
     lb1 = lab.nodes[0]
     wait_until(
@@ -92,6 +100,7 @@ def test_a_flood_of_junk_leaves_bgp_bfd_and_health_checks_alone(lab: BgpLab) -> 
     assert "Established" in session_before, session_before
     health_before = reals_health(lab)
     limited_before = rate_limited(lab)
+    priority_before = control_counter(lab, "dplb_control_priority_packets_total")
     mac = json.loads(netns_exec(lb1.ns, "ip", "-j", "link", "show", "p0").stdout)[0]["address"]
     flood = subprocess.Popen(
         ["ip", "netns", "exec", lab.topo.ns("rtr"), sys.executable, "-c", _FLOOD, "brf", mac,
@@ -111,6 +120,8 @@ def test_a_flood_of_junk_leaves_bgp_bfd_and_health_checks_alone(lab: BgpLab) -> 
     limited = rate_limited(lab) - limited_before
     print(f"flood: {sent} frames sent, {limited} rate-limited at lb1")  # shown with -s
     assert 0 < limited <= sent, (limited, sent)
+    # BGP, BFD and the health checks' replies went up through the priority ring meanwhile.
+    assert control_counter(lab, "dplb_control_priority_packets_total") > priority_before
     # The session never went down (its "since" is the same) and BFD is still up.
     assert router_session(lab) == session_before
     assert lab.router_says("show", "bfd", "sessions").count(" Up ") == 2
