@@ -69,8 +69,11 @@ test-asan test-tsan: test-%: $(STAMPS)/apt
 	$(SANITIZER_ENV_$*) cmake --build build/$*
 	cd build/$* && $(SANITIZER_ENV_$*) ctest --output-on-failure -j2
 
+# tests/cluster in a process of its own: its in-process etcd clients leave gRPC's threads
+# behind, and an in-process DPDK runtime (tests/contract) started beside them crashed.
 test-python: $(STAMPS)/build
-	$(VPY) -m pytest tests $(PYTEST_ARGS)
+	$(VPY) -m pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+	$(VPY) -m pytest tests/cluster $(PYTEST_ARGS)
 
 test: test-cpp test-asan test-tsan test-python
 
