@@ -140,7 +140,7 @@ def test_a_drain_moves_new_connections_and_the_other_nodes_go_on(lab: BgpLab) ->
     wait_until(lambda: lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None, 20, "back in ECMP")
 
 
-def test_a_real_side_link_down_withdraws_only_the_services_on_that_nic(lab: BgpLab) -> None:
+def test_a_real_side_link_down_withdraws_what_the_node_cannot_reach_there(lab: BgpLab) -> None:
     lb1 = lab.nodes[0]
     back = lab.topo.ns("back")
     wait_until(lambda: lab.nexthops(VIP_FRONT) == ["10.10.1.1", "10.10.1.2"] or None, 20, "both")
@@ -149,12 +149,19 @@ def test_a_real_side_link_down_withdraws_only_the_services_on_that_nic(lab: BgpL
         wait_until(lambda: lab.nexthops() == ["10.10.1.2"] or None, 20, "lb1's port1 VIP withdrawn")
         ports = lb1.api("GET", "/node")["dataplane"]["ports"]
         assert [p["link_up"] for p in ports] == [True, False]
-        # The service on port0 and the node's own local address stay announced.
-        assert lab.nexthops(VIP_FRONT) == ["10.10.1.1", "10.10.1.2"]
+        # The port0 service's reals are behind port1 too: the health checker takes them
+        # down with the link, so lb1 withdraws that VIP as well; lb2 keeps both, and lb1's
+        # own local address (node-level, through port0) stays announced.
+        wait_until(
+            lambda: lab.nexthops(VIP_FRONT) == ["10.10.1.2"] or None,
+            20,
+            "lb1's port0 VIP withdrawn: its reals are unreachable",
+        )
         assert kernel_nexthops(lab.topo.ns("rtr"), lb1.local) == [lb1.address]
     finally:
         netns_exec(back, "ip", "link", "set", "lb1-b", "up")
-    wait_until(lambda: lab.nexthops() == ["10.10.1.1", "10.10.1.2"] or None, 20, "back")
+    for vip in (VIP, VIP_FRONT):
+        wait_until(lambda v=vip: lab.nexthops(v) == ["10.10.1.1", "10.10.1.2"] or None, 20, "back")
 
 
 def test_a_node_that_stops_withdraws_its_routes(lab: BgpLab) -> None:
