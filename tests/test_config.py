@@ -576,3 +576,38 @@ def test_ordinary_vips_and_reals_are_valid() -> None:
     config["services"][2]["vip"] = "2001:db8:ffff::1"
     config["services"][0]["reals"][0]["address"] = "10.0.2.254"
     parse_config(config)
+
+
+@pytest.mark.parametrize(
+    ("store", "path", "reason"),
+    [
+        ({"etcd": {"endpoints": ["10.0.0.1:2379"], "cert_file": "/etc/c.pem"}},
+         "store.etcd.key_file", "a client certificate needs both cert_file and key_file"),
+        ({"etcd": {"endpoints": ["10.0.0.1:2379"], "key_file": "/etc/k.pem"}},
+         "store.etcd.cert_file", "a client certificate needs both cert_file and key_file"),
+        ({"etcd": {"endpoints": ["10.0.0.1:2379"], "user": "dplb"}},
+         "store.etcd.password", "etcd authentication needs both user and password"),
+        ({"etcd": ["http://10.0.0.1:2379", "https://10.0.0.2:2379"]},
+         "store.etcd.endpoints", "all https:// or none: TLS is one setting for every endpoint"),
+        ({"file": "/var/lib/dplb/desired.yaml", "etcd": ["10.0.0.1:2379"]},
+         "store.etcd", "a node has one store: store.file or store.etcd, not both"),
+        ({"etcd": []}, "store.etcd.endpoints", "List should have at least 1 item after validation, not 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_etcd_store_names_its_field(store: dict[str, Any], path: str, reason: str) -> None:
+    cfg = node_config()
+    cfg["api"] = {"audit_log": "/var/lib/dplb/audit.jsonl"}
+    cfg["store"] = store
+    with pytest.raises(ConfigError) as info:
+        parse_config(cfg)
+    assert info.value.errors == [(path, reason)]
+
+
+def test_an_etcd_store_needs_an_audit_log_file() -> None:
+    cfg = node_config()
+    cfg["store"] = {"etcd": ["10.0.0.1:2379"]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(cfg)
+    assert [p for p, _ in info.value.errors] == ["api.audit_log"]
+    cfg["api"] = {"audit_log": "/var/lib/dplb/audit.jsonl"}
+    assert parse_config(cfg).store.etcd is not None

@@ -22,7 +22,6 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
-    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -314,19 +313,6 @@ class EtcdSection(ConfigModel):
     # The node's member key lives as long as this lease, kept alive at a third of it.
     lease_ttl: Annotated[int, Strict(), Field(ge=3, le=300)] = 10
 
-    @model_validator(mode="after")
-    def _pairs(self) -> EtcdSection:
-        if (self.cert_file is None) != (self.key_file is None):
-            missing = "key_file" if self.key_file is None else "cert_file"
-            raise ValueError(f"{missing}: a client certificate needs both cert_file and key_file")
-        if (self.user is None) != (self.password is None):
-            missing = "password" if self.password is None else "user"
-            raise ValueError(f"{missing}: etcd authentication needs both user and password")
-        schemes = {e.split("://")[0] if "://" in e else "" for e in self.endpoints}
-        if "https" in schemes and len(schemes) > 1:
-            raise ValueError("endpoints: all https:// or none (TLS is one setting for all)")
-        return self
-
     @property
     def tls(self) -> bool:
         return (
@@ -353,12 +339,6 @@ class StoreSection(ConfigModel):
     etcd: Annotated[EtcdSection | None, BeforeValidator(_endpoints_only)] = None
     # Past versions kept in the history (the newest ones; version numbers still grow).
     keep_versions: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1000
-
-    @model_validator(mode="after")
-    def _one_store(self) -> StoreSection:
-        if self.file is not None and self.etcd is not None:
-            raise ValueError("etcd: a node has one store, store.file or store.etcd, not both")
-        return self
 
 
 class RealHealthCheck(ConfigModel):
@@ -571,9 +551,32 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "(top)"
 
 
+def _store_check(cfg: NodeConfig) -> list[tuple[str, str]]:
+    """One store, and the etcd settings that come in pairs."""
+    errors: list[tuple[str, str]] = []
+    etcd = cfg.store.etcd
+    if etcd is None:
+        return errors
+    if cfg.store.file is not None:
+        errors.append(("store.etcd", "a node has one store: store.file or store.etcd, not both"))
+    if (etcd.cert_file is None) != (etcd.key_file is None):
+        missing = "key_file" if etcd.key_file is None else "cert_file"
+        errors.append(
+            (f"store.etcd.{missing}", "a client certificate needs both cert_file and key_file")
+        )
+    if (etcd.user is None) != (etcd.password is None):
+        missing = "password" if etcd.password is None else "user"
+        errors.append((f"store.etcd.{missing}", "etcd authentication needs both user and password"))
+    if len({e.startswith("https://") for e in etcd.endpoints}) > 1:
+        errors.append(
+            ("store.etcd.endpoints", "all https:// or none: TLS is one setting for every endpoint")
+        )
+    return errors
+
+
 def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
     """Checks that need more than one field: they name the field that is wrong."""
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = _store_check(cfg)
     if cfg.store.etcd is not None and cfg.api.audit_log is None:
         errors.append(
             (

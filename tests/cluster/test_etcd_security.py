@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class SingleEtcd:
             )
             if r.returncode == 0:
                 return r.stdout
-            asyncio.run(asyncio.sleep(0.1))
+            time.sleep(0.1)  # etcd is starting: ask again
         raise RuntimeError(r.stderr)
 
     def stop(self) -> None:

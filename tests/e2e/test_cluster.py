@@ -62,6 +62,14 @@ def api(lab: Lab, port: int, method: str, path: str, body: Any = None) -> Any:
     return json.loads(out.stdout)
 
 
+def wait_for_api(lab: Lab, port: int, what: str) -> None:
+    def healthy() -> bool:
+        url = f"http://127.0.0.1:{port}/api/v1/health"
+        return netns_exec(lab.topology.node_ns, "curl", "-sf", url, check=False).returncode == 0
+
+    wait_until(healthy, 60, what)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("cluster")
@@ -83,14 +91,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         )  # fmt: skip
         lab.node.start()
         lab.node.wait_running()
-        wait_until(
-            lambda: netns_exec(
-                lab.topology.node_ns, "curl", "-sf", f"http://127.0.0.1:{API_A}/api/v1/health",
-                check=False,
-            ).returncode == 0,
-            60,
-            "the real node's API",
-        )  # fmt: skip
+        wait_for_api(lab, API_A, "the real node's API")
         second = workdir / "lb2.yaml"
         second.write_text(dump_yaml(second_node_config(workdir)))
         lab.spawn(
@@ -98,14 +99,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             python_module("dplb.cli", "harness-api", "--config", str(second)),
             "lb2",
         )
-        wait_until(
-            lambda: netns_exec(
-                lab.topology.node_ns, "curl", "-sf", f"http://127.0.0.1:{API_B}/api/v1/health",
-                check=False,
-            ).returncode == 0,
-            60,
-            "the second node's API",
-        )  # fmt: skip
+        wait_for_api(lab, API_B, "the second node's API")
         yield lab
     finally:
         log = lab.node.output()
