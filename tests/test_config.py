@@ -591,7 +591,8 @@ def test_ordinary_vips_and_reals_are_valid() -> None:
          "store.etcd.endpoints", "all https:// or none: TLS is one setting for every endpoint"),
         ({"file": "/var/lib/dplb/desired.yaml", "etcd": ["10.0.0.1:2379"]},
          "store.etcd", "a node has one store: store.file or store.etcd, not both"),
-        ({"etcd": []}, "store.etcd.endpoints", "List should have at least 1 item after validation, not 0"),
+        ({"etcd": []}, "store.etcd.endpoints",
+         "List should have at least 1 item after validation, not 0"),
     ],
 )  # fmt: skip
 def test_a_bad_etcd_store_names_its_field(store: dict[str, Any], path: str, reason: str) -> None:
