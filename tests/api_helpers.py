@@ -31,10 +31,12 @@ VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 API = "/api/v1"
 
 
-def api_config(tmp_path: Path, workers: int = 1, **overrides: Any) -> dict[str, Any]:
+def api_config(
+    tmp_path: Path, workers: int = 1, sessions_per_worker: int = 1024, **overrides: Any
+) -> dict[str, Any]:
     """The harness topology with two tokens and a file store under tmp_path, without
     health checks (`health=...` turns them on)."""
-    cfg = node_config(workers)
+    cfg = node_config(workers, sessions_per_worker=sessions_per_worker)
     cfg["api"] = {
         "tokens": [
             {"name": "ops", "token": ADMIN_TOKEN, "role": "admin"},
@@ -61,8 +63,12 @@ def harness_dataplane(cfg: NodeConfig) -> HarnessDataplane:
 class Node:
     """A node as the API tests see it: its config, harness dataplane, store and app."""
 
-    def __init__(self, tmp_path: Path, workers: int = 1, **overrides: Any) -> None:
-        self.config = parse_config(api_config(tmp_path, workers, **overrides))
+    def __init__(
+        self, tmp_path: Path, workers: int = 1, sessions_per_worker: int = 1024, **overrides: Any
+    ) -> None:
+        self.config = parse_config(
+            api_config(tmp_path, workers, sessions_per_worker, **overrides)
+        )
         self.dataplane = harness_dataplane(self.config)
         assert self.config.store.file is not None
         self.store = FileStore(self.config.store.file, poll_interval=0.05)

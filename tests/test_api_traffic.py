@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
 
 from fastapi.testclient import TestClient
 from scapy.layers.inet import TCP
@@ -15,6 +18,14 @@ from api_helpers import ADMIN, API, Node, wait_for
 from conftest import VIP4, TcpFlow, nonzero_drops
 
 WEB = f"{API}/services/{VIP4}/80/tcp"
+# The most new flows the traffic thread opens; the node's table holds them all, so a
+# fast machine that opens many during the changes never fills it.
+MAX_NEW_FLOWS = 10_000
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Node:
+    return Node(tmp_path, sessions_per_worker=2 * MAX_NEW_FLOWS)
 
 
 @dataclass
@@ -32,7 +43,7 @@ class Traffic:
     def run(self) -> None:
         seq = 1001
         cport = 50000
-        while not self.stop.is_set() and cport < 60000:
+        while not self.stop.is_set() and cport < 50000 + MAX_NEW_FLOWS:
             data = self.flow.from_client("PA", seq=seq, ack=5001, payload=b"x")
             out = self.node.dataplane.process(bytes(data))
             if len(out) != 1 or Ether(out[0][1])[TCP].dport != self.flow.real_port:
