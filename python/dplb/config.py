@@ -268,10 +268,12 @@ class TokenEntry(ConfigModel):
     role: Literal["viewer", "admin"] = "viewer"
 
 
+# `address:port` (an IPv6 address in brackets) or `name:port`.
+HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")]
+
+
 class ApiSection(ConfigModel):
-    listen: Annotated[
-        str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$")
-    ] = "127.0.0.1:8080"
+    listen: HostPort = "127.0.0.1:8080"
     tokens: list[TokenEntry] = []
     # JSON lines, one per change made through the API; default: audit.jsonl beside the
     # store's file. Rotated (audit.jsonl.1, .2, ...) before it would grow past
@@ -523,6 +525,43 @@ class BgpSection(ConfigModel):
         return name
 
 
+class SyncKey(ConfigModel):
+    """A cluster key of session sync: every node holds the same keys."""
+
+    id: Annotated[int, Strict(), Field(ge=1, le=255)]
+    # A file holding 32 bytes as 64 hex digits (`openssl rand -hex 32`), readable by dplb.
+    file: Path
+
+
+class SyncSection(ConfigModel):
+    """Session sync with the cluster's other nodes (node-local): every node holds every
+    other node's sessions, so connections survive a node's death. Peers are the cluster's
+    members (store.etcd) with the same worker count."""
+
+    enabled: Annotated[bool, Strict()] = False
+    # UDP for the incremental datagrams, TCP (same port) for full sync.
+    listen: HostPort = "0.0.0.0:7100"
+    # Where peers reach this node; needed when `listen` is a wildcard address.
+    advertise: HostPort | None = None
+    # A long-lived session is sent again after this long with traffic, so that a peer's
+    # copy does not expire (and a lost datagram is repaired).
+    refresh_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # One key, or two while the cluster changes keys: both accepted, `send_key` sent with.
+    keys: Annotated[list[SyncKey], Field(max_length=2)] = []
+    send_key: Annotated[int, Strict(), Field(ge=1, le=255)] | None = None
+    # Largest UDP payload of a datagram, and the longest a record waits for one.
+    mtu: Annotated[int, Strict(), Field(ge=576, le=9000)] = 1400
+    flush_ms: Annotated[float, Field(gt=0, le=1000)] = 2.0
+    # At start, the node pulls every live peer's table before it announces any VIP; after
+    # this long it announces anyway (saying so).
+    full_sync_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    @property
+    def address(self) -> str:
+        """Where peers send: `advertise`, else `listen`."""
+        return self.advertise or self.listen
+
+
 class NodeConfig(ConfigModel):
     node: NodeSection
     dataplane: DataplaneSection
@@ -530,6 +569,7 @@ class NodeConfig(ConfigModel):
     store: StoreSection = StoreSection()
     health: HealthSection = HealthSection()
     bgp: BgpSection = BgpSection()
+    sync: SyncSection = SyncSection()
     services: list[ServiceSection] = []
 
 
@@ -574,9 +614,40 @@ def _store_check(cfg: NodeConfig) -> list[tuple[str, str]]:
     return errors
 
 
+def _sync_check(cfg: NodeConfig) -> list[tuple[str, str]]:
+    sync = cfg.sync
+    errors: list[tuple[str, str]] = []
+    if not sync.enabled:
+        return errors
+    if cfg.store.etcd is None:
+        errors.append(
+            (
+                "sync.enabled",
+                "session sync finds its peers among the cluster's members: it needs store.etcd",
+            )
+        )
+    if not sync.keys:
+        errors.append(
+            ("sync.keys", "session sync needs a cluster key (`openssl rand -hex 32` into a file)")
+        )
+    ids = [k.id for k in sync.keys]
+    if len(set(ids)) != len(ids):
+        errors.append(("sync.keys", f"key ids must differ: {ids}"))
+    if sync.send_key is not None and sync.send_key not in ids:
+        errors.append(
+            ("sync.send_key", f"{sync.send_key} is not the id of one of sync.keys ({ids})")
+        )
+    host = sync.listen.rsplit(":", 1)[0].strip("[]")
+    if sync.advertise is None and host in ("0.0.0.0", "::"):
+        errors.append(
+            ("sync.advertise", f"listen is {sync.listen}: say where peers reach this node")
+        )
+    return errors
+
+
 def _cross_check(cfg: NodeConfig) -> list[tuple[str, str]]:
     """Checks that need more than one field: they name the field that is wrong."""
-    errors: list[tuple[str, str]] = _store_check(cfg)
+    errors: list[tuple[str, str]] = _store_check(cfg) + _sync_check(cfg)
     if cfg.store.etcd is not None and cfg.api.audit_log is None:
         errors.append(
             (

@@ -97,6 +97,9 @@ class MemberInfo(BaseModel):
     sync: str | None = None
     workers: int
     local_addresses: list[str] = []
+    # each worker's local addresses over all ports (session sync: a peer's worker w's
+    # addresses are owned by worker w here)
+    worker_local_addresses: list[list[str]] = []
     version: str
     started_at: datetime
 
