@@ -66,9 +66,7 @@ class Node:
     def __init__(
         self, tmp_path: Path, workers: int = 1, sessions_per_worker: int = 1024, **overrides: Any
     ) -> None:
-        self.config = parse_config(
-            api_config(tmp_path, workers, sessions_per_worker, **overrides)
-        )
+        self.config = parse_config(api_config(tmp_path, workers, sessions_per_worker, **overrides))
         self.dataplane = harness_dataplane(self.config)
         assert self.config.store.file is not None
         self.store = FileStore(self.config.store.file, poll_interval=0.05)

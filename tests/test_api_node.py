@@ -177,7 +177,15 @@ def test_openapi_document_is_served_with_stable_operation_ids(client: TestClient
         "get_bgp_status",
         "drain_node",
         "undrain_node",
+        "get_sync_status",
     } == ids
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     error = doc["paths"]["/api/v1/services"]["post"]["responses"]["422"]
     assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+def test_sync_status_says_off_on_a_node_without_session_sync(client: TestClient) -> None:
+    r = client.get(f"{API}/sync", headers=VIEWER)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["enabled"] is False and body["ready"] is True and body["peers"] == []

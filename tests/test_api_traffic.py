@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from fastapi.testclient import TestClient
 from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether

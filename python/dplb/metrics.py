@@ -993,6 +993,11 @@ def get_metrics(request: Request) -> Response:
         from dplb.bgp.metrics import bgp_metrics_text
 
         text += bgp_metrics_text(bgp.status(), collector.base.text[0])
+    sync = getattr(request.app.state, "sync", None)
+    if sync is not None:  # dplb_sync_*: session sync (sync.enabled)
+        from dplb.sync.metrics import sync_metrics_text
+
+        text += sync_metrics_text(sync.status(), collector.base.text[0])
     took = time.perf_counter() - started
     text += (
         "# HELP dplb_scrape_duration_seconds How long the previous part of this scrape took.\n"

@@ -33,7 +33,8 @@ from dplb.api.routes import (
     stats,
 )
 from dplb.api.routes import health_checks as health_checks_routes
-from dplb.bgp import RunningConfigServing, controller_for
+from dplb.api.routes import sync as sync_routes
+from dplb.bgp import RunningConfigServing, ServingSource, controller_for
 from dplb.cluster.peers import PeerAddresses
 from dplb.config import NodeConfig
 from dplb.dataplane import Dataplane
@@ -41,6 +42,8 @@ from dplb.health import service_can_serve, start_health_checker
 from dplb.metrics import metrics_router
 from dplb.reconciler import Reconciler, seed_store
 from dplb.store import FileStore, MemberInfo, Store, StoreUnavailable
+from dplb.sync import SyncGatedServing, start_sync
+from dplb.sync.manager import worker_local_addresses
 from dplb.web import web_admin
 
 API_PREFIX = "/api/v1"
@@ -80,9 +83,11 @@ def member_info(node_config: NodeConfig, dataplane: Dataplane) -> MemberInfo:
         node=node_config.node.name,
         api=f"http://{listen}",
         workers=node_config.dataplane.workers,
+        sync=node_config.sync.address if node_config.sync.enabled else None,
         local_addresses=sorted(
             {str(a) for p in node_config.dataplane.ports for w in p.local_addresses for a in w}
         ),
+        worker_local_addresses=worker_local_addresses(node_config),
         version=__version__,
         started_at=status.started_at,
     )
@@ -149,12 +154,17 @@ def create_app(
         # the node's local addresses and, as backups, the cluster peers'.
         peers = PeerAddresses(the_store, node_config.node.name)
         peers.start()
-        serving = RunningConfigServing(
+        # Session sync (issue 13): peers from the members; no VIP announced before the
+        # node holds its peers' sessions.
+        app.state.sync = await start_sync(node_config, the_store, dataplane)
+        serving: ServingSource = RunningConfigServing(
             lambda: reconciler.running,
             dataplane,
             can_serve=(lambda key: service_can_serve(app, key)) if health is not None else None,
             subscribe=health.state.subscribe if health is not None else None,
         )
+        if app.state.sync is not None:
+            serving = SyncGatedServing(serving, app.state.sync)
         app.state.bgp = controller_for(
             node_config, lambda: reconciler.running, dataplane, serving=serving, peers=peers
         )
@@ -166,6 +176,8 @@ def create_app(
             if app.state.bgp is not None:
                 await app.state.bgp.stop()
             await peers.stop()
+            if app.state.sync is not None:
+                await app.state.sync.stop()
             if health is not None:
                 await health.stop()
             task.cancel()
@@ -192,6 +204,7 @@ def create_app(
     for module in (services, reals, sessions, stats, node, config, audit, cluster, bgp):
         api.include_router(module.router)
     api.include_router(health_checks_routes.router)
+    api.include_router(sync_routes.router)
     api.include_router(fallback.router)  # last: what no route above takes
     app.include_router(api)
     app.include_router(metrics_router)  # GET /metrics, for Prometheus (no token)

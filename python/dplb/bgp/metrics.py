@@ -5,21 +5,14 @@ name: as many as bird.conf declares)."""
 from __future__ import annotations
 
 from dplb.bgp.controller import FAILURE_REASONS, BgpStatus
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+from dplb.prom_text import Families
+from dplb.prom_text import escape as _escape
 
 
 def bgp_metrics_text(status: BgpStatus, base: str) -> str:
     """`base`: the label text every series carries (`cluster="c",node="n"`)."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{{{base}{labels}}} {value:g}")
+    out = Families(base)
+    family = out.family
 
     family(
         "dplb_bgp_bird_up",
@@ -79,4 +72,4 @@ def bgp_metrics_text(status: BgpStatus, base: str) -> str:
         "Routes BIRD exports to this BGP session.",
         [(f',session="{_escape(s.name)}"', s.routes_exported) for s in status.sessions],
     )
-    return "\n".join(lines) + "\n"
+    return out.text()

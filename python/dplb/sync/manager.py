@@ -160,7 +160,10 @@ class SyncManager:
         peers: list[tuple[int, str]] = []
         self._refused = {}
         for m in sorted(members, key=lambda m: m.node):
-            if m.node == self.node or m.sync is None:
+            if m.node == self.node:
+                continue
+            if m.sync is None:
+                self._refused[m.node] = "session sync is off there (sync.enabled)"
                 continue
             pid = node_id(m.node)
             if pid in taken:
@@ -178,7 +181,12 @@ class SyncManager:
 
     def _install_local_addresses(self, members: list[MemberInfo]) -> None:
         for m in members:
-            if m.node == self.node or m.node in self._refused or not m.worker_local_addresses:
+            if (
+                m.node == self.node
+                or m.sync is None  # it syncs with nobody: none of its sessions come here
+                or m.node in self._refused
+                or not m.worker_local_addresses
+            ):
                 continue
             pid = node_id(m.node)
             if self._installed.get(pid) == m.worker_local_addresses:
@@ -344,3 +352,24 @@ class SyncGatedServing:
             return set()
         served: set[Any] = self.inner.serving()
         return served
+
+
+async def start_sync(config: NodeConfig, store: Store, dataplane: Any) -> SyncManager | None:
+    """The node's session sync, started (peers read, full sync under way), or None when
+    `sync.enabled` is off. The dataplane gives the sync thread of its engine
+    (`sync_service`) and installs peers' local addresses (`set_peer_local_addresses`)."""
+    if not config.sync.enabled:
+        return None
+    from dplb.sync.keys import load_keys
+
+    keys, send_key = load_keys(config.sync)
+    manager = SyncManager(
+        config,
+        store,
+        dataplane.sync_service,
+        dataplane.set_peer_local_addresses,
+        keys,
+        send_key,
+    )
+    await manager.start()
+    return manager
