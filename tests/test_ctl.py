@@ -204,3 +204,8 @@ def test_config_versions_diff_rollback_and_apply(server: tuple[Node, str], tmp_p
     status = ok(url, "config", "status")
     assert f"applied version {latest + 2}" in status
     assert "ops" in ok(url, "audit")
+
+
+def test_sync_on_a_node_without_it_says_off(server: tuple[Node, str]) -> None:
+    _, url = server
+    assert ok(url, "sync").strip() == "sync      off (node config: sync.enabled)"

@@ -436,6 +436,31 @@ def _bgp_text(b: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _sync_text(s: dict[str, Any]) -> str:
+    if not s.get("enabled"):
+        return "sync      off (node config: sync.enabled)"
+    full = s.get("full_sync") or {}
+    lines = [
+        f"sync      {'ready' if s['ready'] else 'NOT ready (no VIP announced yet)'}, node id "
+        f"{s['node_id']}, listening on {s['listen']}",
+        f"full sync {full.get('state', '-')}: {full.get('records', 0)} records, "
+        f"{full.get('peers_done', 0)} of {full.get('peers', 0)} peers done"
+        + (f": {full['error']}" if full.get("error") else ""),
+    ]
+    rows = [
+        [p["node"], p["address"] or "-", "up" if p["up"] else "DOWN",
+         "yes" if p["live"] else "gone", p["records"], p["gaps"],
+         _since(p["last_seen_seconds"]) or "never", p["refused"] or "-"]
+        for p in s["peers"]
+    ]  # fmt: skip
+    lines.append(
+        table(
+            rows, ["PEER", "ADDRESS", "SYNC", "MEMBER", "RECORDS", "GAPS", "LAST SEEN", "REFUSED"]
+        )
+    )
+    return "\n".join(lines)
+
+
 # -- commands ------------------------------------------------------------------------
 
 Command = Callable[[Client, argparse.Namespace], tuple[Any, str]]
@@ -654,6 +679,16 @@ def cmd_bgp(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     return data, _bgp_text(data)
 
 
+def cmd_sync(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
+    data = c.call("GET", "/sync")
+    if data.get("enabled") and (
+        not data["ready"]
+        or any(p["live"] and not p["up"] and not p["refused"] for p in data["peers"])
+    ):
+        a.exit_code = EXIT_DRIFT
+    return data, _sync_text(data)
+
+
 def cmd_drain(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("POST", "/bgp/drain")
     while a.wait and data["drain"]["state"] == "draining":  # as long as bgp.drain.timeout
@@ -805,6 +840,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     command(groups, "bgp", cmd_bgp, "BIRD: sessions, announced routes, reconfigurations, drain")
+    command(
+        groups,
+        "sync",
+        cmd_sync,
+        f"session sync: ready, full sync, each peer (exit {EXIT_DRIFT} while not ready or a "
+        "live peer is not heard from)",
+    )
     p = command(groups, "drain", cmd_drain, "the routers stop sending new connections (BGP)")
     p.add_argument("--wait", action="store_true", help="until the established sessions are gone")
     command(groups, "undrain", cmd_undrain, "announce the VIPs again after a drain")
