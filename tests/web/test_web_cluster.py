@@ -56,6 +56,7 @@ def test_the_cluster_page_shows_drift_refusals_and_gone_nodes_live(
     expect(page.locator("tr[data-node=lb1] .badge")).to_have_text("in sync")
     expect(page.locator("tr[data-node=lb2] .badge")).to_have_text("in sync")
     expect(page.locator("[data-stat=store] .value")).to_have_text("up")
+    expect(page.locator("[data-stat=sync]")).to_contain_text("Off on this node")
 
     r = a.http.post(
         "/services?wait=applied",

@@ -1,6 +1,7 @@
 // The cluster: every node with the config version it runs against the desired one
 // (drift at a glance), nodes that are gone, configs a node refused with their field
-// errors, and the store's health as this node sees it. Refreshed every two seconds.
+// errors, the store's health as this node sees it, and session sync with each peer (heard
+// from, records, gaps, why a peer is refused). Refreshed every two seconds.
 
 import * as api from "../api.js";
 import { clear, fmtTime, h, setText, syncRows } from "../dom.js";
@@ -17,6 +18,8 @@ export default function cluster() {
   const summary = h("div", { class: "status" });
   const nodes = h("tbody");
   const refusals = h("div", { class: "refusals" });
+  const syncHead = h("p", { class: "sub", dataset: { stat: "sync" } });
+  const peers = h("tbody");
 
   const el = h(
     "section",
@@ -39,7 +42,51 @@ export default function cluster() {
       ),
     ),
     refusals,
+    h(
+      "section",
+      { class: "panel" },
+      h("h2", {}, "Session sync"),
+      syncHead,
+      h(
+        "table",
+        { class: "sync-peers" },
+        h("thead", {}, h("tr", {}, ["Peer", "Address", "Sync", "Member", "Records", "Gaps", "Lag p99", "Last heard", "Refused"].map((t) => h("th", {}, t)))),
+        peers,
+      ),
+    ),
   );
+
+  function showSync(s) {
+    if (!s.enabled) {
+      setText(syncHead, "Off on this node (node config: sync.enabled): a node that dies takes its connections with it.");
+      clear(peers);
+      return;
+    }
+    const full = s.full_sync ?? {};
+    setText(
+      syncHead,
+      `${s.ready ? "Ready" : "Not ready: no VIP announced until full sync is done"} · node id ${s.node_id} on ${s.listen} · full sync ${full.state ?? "–"}: ${full.records ?? 0} records from ${full.peers_done ?? 0} of ${full.peers ?? 0} peers${full.error ? ` (${full.error})` : ""}`,
+    );
+    syncRows(
+      peers,
+      s.peers,
+      (p) => p.node,
+      (p) => h("tr", { dataset: { peer: p.node } }, [...Array(9)].map(() => h("td"))),
+      (row, p) => {
+        const cells = row.children;
+        setText(cells[0], p.node);
+        clear(cells[2], h("span", { class: `badge ${p.refused ? "warn" : p.up ? "ok" : "bad"}` }, p.refused ? "refused" : p.up ? "up" : "down"));
+        setText(cells[1], p.address || "–");
+        setText(cells[3], p.live ? "live" : "gone");
+        setText(cells[4], p.records);
+        setText(cells[5], p.gaps);
+        setText(cells[6], p.lag_p99_seconds == null ? "–" : `${(p.lag_p99_seconds * 1000).toFixed(1)} ms`);
+        setText(cells[7], p.last_seen_seconds == null ? "never" : `${p.last_seen_seconds.toFixed(1)} s ago`);
+        setText(cells[8], p.refused ?? "–");
+        row.className = p.refused || !p.up ? "warn" : "";
+      },
+    );
+  }
 
   function showSummary(view) {
     const store = view.store;
@@ -109,6 +156,7 @@ export default function cluster() {
       },
     );
     showRefusals(view);
+    showSync(await api.get("/sync"));
   }
 
   return { el, refresh, interval: 2000 };
