@@ -2,11 +2,12 @@
 answers with the server's name and the client address it saw, and a UDP echo that does
 the same; both dual stack (one IPv6 socket with IPV6_V6ONLY off also takes IPv4).
 
-    python -m dplb.demo.servers --name rs1 --http 8080 --udp 5353 [--root DIR]
+    python -m dplb.demo.servers --name rs1 --http 8080 --udp 5353 [--keep-alive 8081] [--root DIR]
 
 `GET /` answers `rs1 10.10.2.101:40312` (name, then the peer as the server saw it: with
 full-NAT, a local address of dplb); `GET /files/NAME` sends NAME from `--root`. Prints
-`ready` once both sockets listen."""
+`ready` once the sockets listen. `--keep-alive PORT` serves the same answer over HTTP/1.1
+with keep-alive, for long-lived connections (dplb.demo.longlived)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,14 @@ class DualStackHTTPServer(ThreadingHTTPServer):
         super().server_bind()
 
 
-def make_handler(name: str, root: Path | None) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    name: str, root: Path | None, keep_alive: bool = False
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.0: one request per connection, the server closes first.
+        # HTTP/1.0: one request per connection, the server closes first. With keep_alive,
+        # HTTP/1.1: the connection stays open for the next request (long-lived clients).
         server_version = f"dplb-demo-{name}"
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
 
         def do_GET(self) -> None:
             if self.path.startswith("/files/") and root is not None:
@@ -90,10 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--http", type=int, default=8080, help="HTTP port (0: none)")
     parser.add_argument("--udp", type=int, default=0, help="UDP echo port (0: none)")
+    parser.add_argument(
+        "--keep-alive", type=int, default=0, help="HTTP/1.1 keep-alive port (0: none)"
+    )
     parser.add_argument("--root", type=Path, help="folder served under /files/")
     args = parser.parse_args(argv)
     if args.udp:
         udp_echo(args.name, args.udp)
+    if args.keep_alive:
+        keep = DualStackHTTPServer(("::", args.keep_alive), make_handler(args.name, None, True))
+        threading.Thread(target=keep.serve_forever, name="keep-alive", daemon=True).start()
     server = None
     if args.http:
         server = DualStackHTTPServer(("::", args.http), make_handler(args.name, args.root))
