@@ -360,7 +360,19 @@ async def start_sync(config: NodeConfig, store: Store, dataplane: Any) -> SyncMa
     (`sync_service`) and installs peers' local addresses (`set_peer_local_addresses`)."""
     if not config.sync.enabled:
         return None
+    from dplb.config import ConfigError
     from dplb.sync.keys import load_keys
+
+    if not hasattr(dataplane, "sync_service"):
+        raise ConfigError(
+            [
+                (
+                    "sync.enabled",
+                    f"the {getattr(dataplane, 'kind', 'this')} dataplane of this build has no "
+                    "sync thread yet (issue 13 in progress): turn sync off",
+                )
+            ]
+        )
 
     keys, send_key = load_keys(config.sync)
     manager = SyncManager(
