@@ -16,7 +16,6 @@ packages=(
   prometheus
   etcd-server etcd-client # the cluster store: its tests run a real 3-member etcd
   openssl                 # certificates for the etcd TLS tests
-  debootstrap systemd-container openssh-client  # tests/ansible: systemd hosts (work in progress)
   bird2                   # BGP/BFD: the node's BIRD announces VIPs; e2e routers run it too
   chromium                # the web admin tests drive it with Playwright (from PyPI)
 )
