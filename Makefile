@@ -9,7 +9,7 @@ CPP_TEST_DIR := build/cpp-tests
 BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
-.PHONY: all deps build test test-cpp test-asan test-tsan test-python lint bench bench-deps bench-build bench-engine \
+.PHONY: all deps build test test-cpp test-asan test-tsan test-python test-ansible lint bench bench-deps bench-build bench-engine \
     bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp demo clean
 
 all: build
@@ -24,7 +24,8 @@ $(STAMPS)/apt: scripts/install-deps.sh
 VENV_PACKAGES := "scikit-build-core>=0.10" "pybind11>=2.12" \
     "pydantic>=2.6" "pyyaml>=6" "fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" \
     "prometheus-client>=0.20" "aetcd>=1.0" "pytest>=8" "hypothesis>=6.100" "scapy>=2.5" "playwright>=1.40" \
-    "schemathesis>=4,<5" "ruff>=0.5" "mypy>=1.10" types-PyYAML
+    "schemathesis>=4,<5" "ruff>=0.5" "mypy>=1.10" types-PyYAML \
+    "ansible-core>=2.16" "ansible-lint>=24"
 
 $(STAMPS)/venv: pyproject.toml Makefile $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
@@ -72,15 +73,20 @@ test-asan test-tsan: test-%: $(STAMPS)/apt
 # tests/cluster in a process of its own: its in-process etcd clients leave gRPC's threads
 # behind, and an in-process DPDK runtime (tests/contract) started beside them crashed.
 test-python: $(STAMPS)/build
-	$(VPY) -m pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+	$(VPY) -m pytest tests --ignore=tests/cluster --ignore=tests/ansible $(PYTEST_ARGS)
 	$(VPY) -m pytest tests/cluster $(PYTEST_ARGS)
 
-test: test-cpp test-asan test-tsan test-python
+# The Ansible roles (ansible/, roles/): the hardware roles against a fake sysfs tree.
+test-ansible: $(STAMPS)/venv
+	ANSIBLE_CONFIG=$(abspath ansible.cfg) $(VPY) -m pytest tests/ansible $(PYTEST_ARGS)
+
+test: test-cpp test-asan test-tsan test-python test-ansible
 
 lint: $(STAMPS)/build
 	$(VENV)/bin/ruff check python tests bench
 	$(VENV)/bin/ruff format --check python tests bench
 	$(VENV)/bin/mypy
+	ANSIBLE_CONFIG=$(abspath ansible.cfg) $(VENV)/bin/ansible-lint ansible roles inventory
 	cmake -S . -B build/lint -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_BENCH=ON -DDPLB_WERROR=ON \
 	    -DPython_EXECUTABLE=$(abspath $(VPY)) -Dpybind11_DIR=$$($(VPY) -m pybind11 --cmakedir)
 	cmake --build build/lint
