@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from result_header import result_header  # noqa: E402
+from result_header import result_header
 
 AIM_EXECUTIONS = 10_000_000
 STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
@@ -47,7 +47,9 @@ def run_target(build: Path, target: str, seconds: int) -> dict[str, Any]:
         "peak_rss_mb": stats.get("peak_rss_mb", 0),
     }
     if done:
-        result.update(coverage_edges=int(done[2]), coverage_features=int(done[3]), corpus_inputs=int(done[4]))
+        result.update(
+            coverage_edges=int(done[2]), coverage_features=int(done[3]), corpus_inputs=int(done[4])
+        )
     if proc.returncode != 0:
         result["output_tail"] = proc.stderr[-4000:]
     return result
@@ -79,13 +81,18 @@ def main() -> int:
         }
     }
     args.json.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"{'target':<16}{'executions':>14}{'exec/s':>10}{'edges':>8}{'features':>10}{'crashed':>9}")
+    print(
+        f"{'target':<16}{'executions':>14}{'exec/s':>10}{'edges':>8}{'features':>10}{'crashed':>9}"
+    )
     for t in data["targets"]:
         print(
             f"{t['target']:<16}{t['executions']:>14,}{t['executions_per_second']:>10,}"
-            f"{t.get('coverage_edges', 0):>8}{t.get('coverage_features', 0):>10}{str(t['crashed']):>9}"
+            f"{t.get('coverage_edges', 0):>8}{t.get('coverage_features', 0):>10}{t['crashed']!s:>9}"
         )
-    print(f"total {total:,} executions (aim {AIM_EXECUTIONS:,} without a crash); written to {args.json}")
+    print(
+        f"total {total:,} executions (aim {AIM_EXECUTIONS:,} without a crash);",
+        f"written to {args.json}",
+    )
     return 1 if crashed else 0
 
 

@@ -42,11 +42,21 @@ def parser_seeds() -> dict[str, bytes]:
         "tcp_syn": to_vip / IP(src=CLIENT, dst=VIP) / TCP(sport=40001, dport=80, flags="S"),
         "tcp_options": to_vip
         / IP(src=CLIENT, dst=VIP, options=b"\x01\x01\x01\x00")
-        / TCP(sport=40001, dport=80, flags="S", options=[("MSS", 1460), ("WScale", 7), ("SAckOK", b"")]),
-        "tcp_data": to_vip / IP(src=CLIENT, dst=VIP) / TCP(sport=40001, dport=80, flags="PA") / Raw(b"GET /"),
+        / TCP(
+            sport=40001,
+            dport=80,
+            flags="S",
+            options=[("MSS", 1460), ("WScale", 7), ("SAckOK", b"")],
+        ),
+        "tcp_data": to_vip
+        / IP(src=CLIENT, dst=VIP)
+        / TCP(sport=40001, dport=80, flags="PA")
+        / Raw(b"GET /"),
         "udp": to_vip / IP(src=CLIENT, dst=VIP) / UDP(sport=40001, dport=53) / Raw(b"query"),
         "vlan_udp": to_vip / Dot1Q(vlan=7) / IP(src=CLIENT, dst=VIP) / UDP(sport=1, dport=53),
-        "ipv4_fragment": to_vip / IP(src=CLIENT, dst=VIP, flags="MF", frag=0) / UDP(sport=1, dport=53),
+        "ipv4_fragment": to_vip
+        / IP(src=CLIENT, dst=VIP, flags="MF", frag=0)
+        / UDP(sport=1, dport=53),
         "ipv4_later_fragment": to_vip / IP(src=CLIENT, dst=VIP, frag=3, proto=17) / Raw(b"x" * 16),
         "icmp_error": Ether(dst=PORT1, src=REAL)
         / IP(src="10.0.2.11", dst="10.0.2.101")
@@ -58,13 +68,17 @@ def parser_seeds() -> dict[str, bytes]:
         / IPv6ExtHdrHopByHop()
         / IPv6ExtHdrRouting()
         / TCP(sport=40001, dport=80, flags="S"),
-        "ipv6_fragment": to_vip / IPv6(src=CLIENT6, dst=VIP6) / IPv6ExtHdrFragment(m=1) / UDP(sport=1, dport=53),
+        "ipv6_fragment": to_vip
+        / IPv6(src=CLIENT6, dst=VIP6)
+        / IPv6ExtHdrFragment(m=1)
+        / UDP(sport=1, dport=53),
         "icmpv6_too_big": Ether(dst=PORT1, src=REAL)
         / IPv6(src="2001:db8:2::11", dst="2001:db8:2::101")
         / ICMPv6PacketTooBig(mtu=1280)
         / IPerror6(src="2001:db8:2::101", dst="2001:db8:2::11")
         / TCPerror(sport=1024, dport=8080),
-        "arp": Ether(dst="ff:ff:ff:ff:ff:ff", src=GATEWAY) / ARP(pdst="10.0.1.1", psrc="10.0.1.254"),
+        "arp": Ether(dst="ff:ff:ff:ff:ff:ff", src=GATEWAY)
+        / ARP(pdst="10.0.1.1", psrc="10.0.1.254"),
     }
     out = {name: bytes(f) for name, f in frames.items()}
     out["truncated_ipv4"] = out["tcp_syn"][:30]
@@ -121,10 +135,16 @@ def engine_seeds(frames: dict[str, bytes]) -> dict[str, bytes]:
     for service, name in ((0, "plain"), (1, "toa"), (2, "proxy"), (4, "ipv6")):
         for which in (0, 1) if service != 4 else (2, 3):
             seeds[f"conversation_{name}_w{which}"] = conversation(service, which)
-    seeds["udp_flow"] = client_op(3, 5, 0, 0, 0, 10) + real_op(4, 0, 0, 0, 0, 10) + clock_op(10, True)
-    seeds["reset_by_real"] = client_op(0, 2, SYN, 1, 0) + real_op(0, 0, RST | ACK, 0, 2) + real_op(1, 0, RST, 0, 2)
+    seeds["udp_flow"] = (
+        client_op(3, 5, 0, 0, 0, 10) + real_op(4, 0, 0, 0, 0, 10) + clock_op(10, True)
+    )
+    seeds["reset_by_real"] = (
+        client_op(0, 2, SYN, 1, 0) + real_op(0, 0, RST | ACK, 0, 2) + real_op(1, 0, RST, 0, 2)
+    )
     seeds["syn_flood_then_expiry"] = (
-        b"".join(client_op(0, p, SYN, p, 0) for p in range(120)) + clock_op(40, True) + client_op(1, 200, SYN, 1, 0)
+        b"".join(client_op(0, p, SYN, p, 0) for p in range(120))
+        + clock_op(40, True)
+        + client_op(1, 200, SYN, 1, 0)
     )
     seeds["config_changes"] = (
         client_op(0, 3, SYN, 1, 0)
@@ -134,7 +154,9 @@ def engine_seeds(frames: dict[str, bytes]) -> dict[str, bytes]:
         + client_op(2, 4, SYN, 1, 0)
         + config_op(0)
     )
-    seeds["neighbours"] = client_op(0, 6, SYN, 1, 0) + bytes([7, 2, 7, 5]) + client_op(0, 6, ACK, 2, 1)
+    seeds["neighbours"] = (
+        client_op(0, 6, SYN, 1, 0) + bytes([7, 2, 7, 5]) + client_op(0, 6, ACK, 2, 1)
+    )
     seeds["raw_frames"] = b"".join(raw_op(f, i % 2) for i, f in enumerate(frames.values()))
     return seeds
 
