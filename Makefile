@@ -10,6 +10,7 @@ BENCH_DIR := build/bench
 CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt pyproject.toml
 
 .PHONY: all deps build test test-cpp test-asan test-tsan test-python test-ansible lint bench bench-deps bench-build bench-engine \
+    fuzz fuzz-build bench-fuzz \
     bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp demo clean
 
 all: build
@@ -50,8 +51,11 @@ $(STAMPS)/build: $(STAMPS)/venv $(CPP_SOURCES) $(PY_MODULES)
 
 build: $(STAMPS)/build
 
-test-cpp: $(STAMPS)/apt
-	cmake -S . -B $(CPP_TEST_DIR) -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF \
+# The fuzz targets' seed corpus is written by scripts/fuzz_seeds.py with the venv's scapy.
+FUZZ_SEEDS_PY := -DDPLB_FUZZ_SEED_PYTHON=$(abspath $(VPY))
+
+test-cpp: $(STAMPS)/apt $(STAMPS)/venv
+	cmake -S . -B $(CPP_TEST_DIR) -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF $(FUZZ_SEEDS_PY) \
 	    -DDPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(CPP_TEST_DIR)
 	cd $(CPP_TEST_DIR) && ctest --output-on-failure
@@ -64,8 +68,8 @@ SANITIZER_ENV_tsan := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 SANITIZE_asan := address,undefined
 SANITIZE_tsan := thread
 
-test-asan test-tsan: test-%: $(STAMPS)/apt
-	cmake -S . -B build/$* -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF -DDPLB_WITH_DPDK=OFF \
+test-asan test-tsan: test-%: $(STAMPS)/apt $(STAMPS)/venv
+	cmake -S . -B build/$* -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_PYTHON=OFF -DDPLB_WITH_DPDK=OFF $(FUZZ_SEEDS_PY) \
 	    -DDPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPLB_SANITIZE=$(SANITIZE_$*)
 	$(SANITIZER_ENV_$*) cmake --build build/$*
 	cd build/$* && $(SANITIZER_ENV_$*) ctest --output-on-failure -j2
@@ -87,9 +91,34 @@ lint: $(STAMPS)/build
 	$(VENV)/bin/ruff format --check python tests bench
 	$(VENV)/bin/mypy
 	ANSIBLE_CONFIG=$(abspath ansible.cfg) $(VENV)/bin/ansible-lint ansible roles inventory
-	cmake -S . -B build/lint -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_BENCH=ON -DDPLB_WERROR=ON \
+	cmake -S . -B build/lint -G Ninja -DDPLB_BUILD_TESTS=ON -DDPLB_BUILD_BENCH=ON -DDPLB_WERROR=ON $(FUZZ_SEEDS_PY) \
 	    -DPython_EXECUTABLE=$(abspath $(VPY)) -Dpybind11_DIR=$$($(VPY) -m pybind11 --cmakedir)
 	cmake --build build/lint
+
+# Coverage-guided fuzzing (libFuzzer, clang-14 from Debian, with ASan and UBSan): each
+# target of cpp/fuzz runs FUZZ_SECONDS from its seeds (scripts/fuzz_seeds.py) and the
+# corpus it grew before (build/fuzz/corpus, kept between runs). A crash stops the run and
+# leaves crash-* in build/fuzz/artifacts: copy it to cpp/fuzz/regressions/<target>/ once
+# fixed, and the ctest builds replay it.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := build/fuzz
+FUZZ_TARGETS := packet_parser engine
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+fuzz-build: $(STAMPS)/apt $(STAMPS)/venv
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DDPLB_FUZZ=ON \
+	    -DDPLB_SANITIZE=address,undefined -DDPLB_BUILD_PYTHON=OFF -DDPLB_WITH_DPDK=OFF \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_DIR)
+	$(VPY) scripts/fuzz_seeds.py --out $(FUZZ_DIR)/seeds
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    $(FUZZ_ENV) $(FUZZ_DIR)/dplb_fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t || exit 1; \
+	done
 
 # Benchmarks (not tests: nothing is asserted). Each prints a table and writes
 # bench/results/<name>.json (machine, versions, date, load average, parameters, figures,
@@ -100,7 +129,7 @@ BENCH_LOAD ?= 0.7
 BENCH_WAIT ?= 120
 BENCH_QUIET = $(VPY) bench/wait_quiet.py --below $(BENCH_LOAD) --at-most $(BENCH_WAIT)
 
-bench: bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp
+bench: bench-fuzz bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp
 
 # What only the benchmarks need: wrk, iperf3, testpmd, the peers (Debian) and matplotlib
 # for the plots (PyPI, into the venv; not a runtime dependency of dplb).
@@ -123,6 +152,14 @@ bench-engine: bench-build $(STAMPS)/bench-deps
 	$(BENCH_QUIET)
 	$(BENCH_DIR)/dplb_engine_bench --json bench/results/engine.json
 	$(VPY) bench/report.py engine
+
+# The fuzz targets, FUZZ_SECONDS each (bench/fuzz_bench.py): executions, exec/s,
+# coverage (edges, features) and corpus size, into bench/results/fuzz.json.
+bench-fuzz: fuzz-build
+	@mkdir -p bench/results
+	$(BENCH_QUIET)
+	$(FUZZ_ENV) $(VPY) bench/fuzz_bench.py --build $(FUZZ_DIR) --seconds $(FUZZ_SECONDS) \
+	    --json bench/results/fuzz.json $(FUZZ_TARGETS)
 
 # dplb's worker loop through DPDK on net_ring ports beside dpdk-testpmd --forward-mode=macswap.
 bench-runtime: bench-build $(STAMPS)/bench-deps

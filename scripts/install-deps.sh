@@ -18,6 +18,7 @@ packages=(
   openssl                 # certificates for the etcd TLS tests
   bird2                   # BGP/BFD: the node's BIRD announces VIPs; e2e routers run it too
   chromium                # the web admin tests drive it with Playwright (from PyPI)
+  clang-14 libclang-rt-14-dev  # make fuzz: clang and its libFuzzer/sanitizer runtimes
 )
 what="Debian packages"
 if [ "${1:-}" = "bench" ]; then
