@@ -10,6 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   python3 python3-dev python3-venv python3-pip
   libgtest-dev libdpdk-dev dpdk-dev
+  libssl-dev              # libcrypto: session sync's AES-256-GCM (cpp/host/sync_crypto)
   iproute2 ethtool iputils-ping curl nftables
   openssl                 # a self-signed certificate for the HTTPS health-check test
   haproxy nginx tcpdump
