@@ -523,6 +523,15 @@ class BgpSection(ConfigModel):
         return name
 
 
+class SyncSection(ConfigModel):
+    """Session sync (DESIGN section 7): the engine side only; listen, keys and peers
+    come with the sync thread."""
+
+    enabled: bool = False
+    # Seconds: a session pushed longer ago is pushed again on its next packet.
+    refresh_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
 class NodeConfig(ConfigModel):
     node: NodeSection
     dataplane: DataplaneSection
@@ -530,6 +539,7 @@ class NodeConfig(ConfigModel):
     store: StoreSection = StoreSection()
     health: HealthSection = HealthSection()
     bgp: BgpSection = BgpSection()
+    sync: SyncSection = SyncSection()
     services: list[ServiceSection] = []
 
 
