@@ -33,6 +33,9 @@ py::dict stats_dict(const WorkerStats& s) {
 #define DPLB_CLIENT_ADDRESS_ITEM(name, text) d[#name] = s.name.load();
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_ITEM)
 #undef DPLB_CLIENT_ADDRESS_ITEM
+#define DPLB_SYNC_ITEM(name, text) d[#name] = s.name.load();
+    DPLB_FOREACH_SYNC_COUNTER(DPLB_SYNC_ITEM)
+#undef DPLB_SYNC_ITEM
     py::dict drops;
     for (size_t i = 0; i < kDropReasonCount; ++i) drops[py::str(std::string(kDropReasonNames[i]))] = s.drops[i].load();
     d["drops"] = drops;

@@ -13,6 +13,7 @@
 #include "bindings/engine_control.hpp"
 #include "bindings/conversions.hpp"
 #include "bindings/engine_views.hpp"
+#include "bindings/engine_sync.hpp"
 #include "host/parallel_for.hpp"
 
 namespace py = pybind11;
@@ -76,6 +77,17 @@ public:
     }
 
     py::list local_addresses() const { return engine_local_addresses(engine_); }
+
+    // Session sync (engine_sync.hpp). The harness has no worker loops: installs are
+    // drained at once, by a clock move to the same time.
+    py::bytes sync_pull(uint32_t max) { return engine_sync_pull(engine_, max); }
+    uint32_t sync_install(const py::bytes& records) {
+        return engine_sync_install(engine_, records, [this] { driver_.set_clock(engine_.worker(0).now_ns()); });
+    }
+    void set_peer_local_addresses(uint32_t peer_id, const std::vector<std::vector<std::string>>& per_worker) {
+        engine_set_peer_local_addresses(engine_, peer_id, per_worker);
+    }
+    py::dict sync_counters() const { return engine_sync_counters(engine_); }
 
     // Per port, what a NIC would count: frames and bytes received and sent.
     py::list port_stats() const {
@@ -170,6 +182,7 @@ PYBIND11_MODULE(_core, m) {
                                              "tcp_close", "udp");
     m.attr("session_bytes") = sizeof(Session);
     m.attr("log_ring_slots") = kLogRingSlots;
+    m.attr("sync_record_bytes") = sizeof(SyncRecord);
     register_logger(m);
 #ifdef DPLB_WITH_DPDK
     m.attr("with_dpdk") = true;
@@ -275,6 +288,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("control_rest_rate_pps", &EngineConfig::control_rest_rate_pps)
         .def_readwrite("control_rest_burst", &EngineConfig::control_rest_burst)
         .def_readwrite("max_services", &EngineConfig::max_services)
+        .def_readwrite("sync_enabled", &EngineConfig::sync_enabled)
+        .def_readwrite("sync_refresh_ms", &EngineConfig::sync_refresh_ms)
         .def_readwrite("ports", &EngineConfig::ports)
         .def_readwrite("services", &EngineConfig::services);
 
@@ -311,6 +326,11 @@ PYBIND11_MODULE(_core, m) {
         .def("reset_session", &HarnessEngine::reset_session, py::arg("client"), py::arg("client_port"),
              py::arg("vip"), py::arg("vip_port"), py::arg("proto"))
         .def("local_addresses", &HarnessEngine::local_addresses)
+        .def("sync_pull", &HarnessEngine::sync_pull, py::arg("max"))
+        .def("sync_install", &HarnessEngine::sync_install, py::arg("records"))
+        .def("set_peer_local_addresses", &HarnessEngine::set_peer_local_addresses, py::arg("peer_id"),
+             py::arg("per_worker"))
+        .def("sync_counters", &HarnessEngine::sync_counters)
         .def("port_stats", &HarnessEngine::port_stats)
         .def("sessions", &HarnessEngine::sessions)
         .def("find_sessions", &HarnessEngine::find_sessions, py::arg("search"))

@@ -239,6 +239,7 @@ void Engine::apply_services(const std::vector<ServiceConfig>& services) {
     }
     build_schedulers(services, entries, builds);
     auto table = std::make_unique<ServiceTable>(std::move(entries), next_generation_++);
+    table->set_peer_owners(peer_owners_);  // unchanged by a config: set_peer_local_addresses changes it
     // Sequentially consistent: a SnapshotReader announces itself, then loads the pointer;
     // this stores the pointer, then looks at the readers (free_unread_tables).
     view_.current_.store(table.get(), std::memory_order_seq_cst);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,16 @@ namespace dplb::core {
 // body threw: how the engine builds a snapshot's schedulers. The host side passes a
 // thread pool (host::parallel_for); core itself starts no threads.
 using ParallelFor = std::function<void(size_t n, const std::function<void(size_t)>& body)>;
+
+// Session sync refusals found before a record reaches a worker (Engine::install_synced);
+// the worker counts the rest in its WorkerStats (sync_refused_*, sync_conflict).
+struct SyncInstallCounters {
+    std::atomic<uint64_t> queued{0};                 // records passed to their owner worker
+    std::atomic<uint64_t> refused_disabled{0};       // sync is off on this node
+    std::atomic<uint64_t> refused_owner_mismatch{0};  // inbound owner != owner of its local address
+    std::atomic<uint64_t> refused_unknown_local_address{0};  // neither ours nor a known peer's
+    std::atomic<uint64_t> refused_ring_full{0};      // the owner's install ring was full
+};
 
 // Which thread may call what: docs/threads.md.
 class Engine {
@@ -67,6 +78,22 @@ public:
     // through that worker's command ring: the session is gone once the worker has
     // drained its ring (its next burst or clock tick). False when the ring is full.
     bool reset_session(const FlowKey& inbound);
+
+    // Session sync (DESIGN section 7; docs/architecture.md "Session sync (engine side)").
+    // The sync thread only: queues a peer's record `r` for the worker this node's steering
+    // picks (inbound_owner of r.inbound, which must own r.outbound.dst among this node's
+    // and its peers' local addresses); false when refused (sync_counters()).
+    bool install_synced(const SyncRecord& r);
+    // Full sync, control side: appends to `out` (kind = refresh) the sessions worth
+    // syncing of worker `w` (its own and adopted ones: TCP established/closing, UDP) from
+    // slot `from` on, at most `max`. Returns the slot to continue from; the table's
+    // capacity() when the worker is done. Safe while the worker runs (engine_sync.cpp).
+    uint32_t export_sessions(uint32_t w, uint32_t from, uint32_t max, std::vector<SyncRecord>& out) const;
+    // A peer's local addresses, per worker index of that peer: its worker w's addresses
+    // are owned by our worker w (equal worker counts required, else std::invalid_argument
+    // saying both). An empty list removes the peer. Any thread but a worker's.
+    void set_peer_local_addresses(uint32_t peer_id, const std::vector<std::vector<IpAddress>>& per_worker);
+    const SyncInstallCounters& sync_counters() const { return sync_counters_; }
 
     NeighbourTable& neighbours() { return view_.neighbours_; }
     const RouteTable& routes() const { return view_.routes(); }
@@ -129,6 +156,13 @@ private:
     mutable std::array<ReaderSlot, kReaderSlots> readers_;
     CounterSlots service_slots_;
     CounterSlots real_slots_;
+    // Session sync: peers' local addresses (by peer id, per worker) and the owners list
+    // built from them, which every new snapshot carries. Written under the control lock
+    // and sync_mutex_; install_synced reads peer_owners_ under sync_mutex_ alone.
+    std::map<uint32_t, std::vector<std::vector<IpAddress>>> peers_;
+    std::shared_ptr<const PeerAddressOwners> peer_owners_;
+    std::mutex sync_mutex_;  // install_synced: one producer at a time on the install rings
+    SyncInstallCounters sync_counters_;
 };
 
 // A reader of the service snapshot other than a worker (the control lcore, a Python

@@ -68,6 +68,10 @@ struct EngineConfig {
     // bursts of control_rest_burst; 0 = no limit.
     uint64_t control_rest_rate_pps = 10000;
     uint64_t control_rest_burst = 1000;
+    // Session sync (DESIGN section 7): workers push records of their sessions for the
+    // sync thread and install peers' records. Off: no ring, no push, no cost.
+    bool sync_enabled = false;
+    uint32_t sync_refresh_ms = 5000;  // a session pushed longer ago is pushed again on its next packet
     std::vector<PortConfig> ports;
     std::vector<ServiceConfig> services;
 };

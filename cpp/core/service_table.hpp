@@ -37,6 +37,14 @@ struct ServiceEntry {
 };
 
 // Keys services by (VIP, port, protocol) in an open-addressing array.
+// A peer's local address and the worker of this node that owns it (session sync: the
+// peer's worker w's addresses belong to our worker w).
+struct PeerAddressOwner {
+    IpAddress address;
+    uint16_t worker = 0;
+};
+using PeerAddressOwners = std::vector<PeerAddressOwner>;
+
 class ServiceTable {
 public:
     ServiceTable(std::vector<ServiceEntry> services, uint64_t generation);
@@ -47,12 +55,26 @@ public:
     const std::vector<ServiceEntry>& services() const { return services_; }
     uint64_t generation() const { return generation_; }
 
+    // Peers' local addresses ride in the snapshot, so that workers read them lock-free
+    // and a replaced list is freed as retired snapshots are (Engine::set_peer_local_addresses).
+    void set_peer_owners(std::shared_ptr<const PeerAddressOwners> peers) { peers_ = std::move(peers); }
+    const std::shared_ptr<const PeerAddressOwners>& peer_owners() const { return peers_; }
+    // The worker owning a peer's local address `a`, or -1.
+    int32_t peer_address_owner(const IpAddress& a) const {
+        if (peers_ == nullptr) return -1;
+        for (const PeerAddressOwner& o : *peers_) {
+            if (o.address == a) return o.worker;
+        }
+        return -1;
+    }
+
 private:
     std::vector<ServiceEntry> services_;
     std::vector<int32_t> index_;  // -1 empty, else index into services_
     std::vector<IpAddress> vips_;
     uint64_t mask_;
     uint64_t generation_;
+    std::shared_ptr<const PeerAddressOwners> peers_;
 };
 
 }  // namespace dplb::core

@@ -28,6 +28,19 @@ std::string_view tcp_state_name(TcpState s);
 enum class TimeoutKind : uint8_t { tcp_syn, tcp_established, tcp_fin, tcp_time_wait, tcp_close, udp, count_ };
 inline constexpr size_t kTimeoutKinds = static_cast<size_t>(TimeoutKind::count_);
 
+// The timeout a session in state `s` runs on.
+inline TimeoutKind timeout_kind(TcpState s) {
+    switch (s) {
+        case TcpState::none: return TimeoutKind::udp;
+        case TcpState::syn_sent:
+        case TcpState::syn_recv: return TimeoutKind::tcp_syn;
+        case TcpState::established: return TimeoutKind::tcp_established;
+        case TcpState::fin_wait: return TimeoutKind::tcp_fin;
+        case TcpState::time_wait: return TimeoutKind::tcp_time_wait;
+        default: return TimeoutKind::tcp_close;
+    }
+}
+
 inline constexpr uint32_t kNoIndex = 0xffffffffu;
 
 // How a service passes the client's address to its reals (DESIGN section 5).
@@ -69,10 +82,16 @@ struct alignas(64) Session {
     ClientAddressMode ca_mode;
     uint8_t ca_flags;               // kCa* bits
     uint8_t ca_header_len;          // PROXY: length of dplb's header (0 until one is decided)
-    uint8_t pad1[5];
+    uint8_t sync_flags;             // kSync* bits (session sync; 0 with sync off)
+    uint8_t pad1[4];
     // line 3
     TcpTrack track;                 // TCP: sequence numbers and windows of both sides
-    uint8_t pad2[28];
+    // Session sync (worker_sync.cpp), read only with sync on: what the last record pushed
+    // said, and when, so that a change or an old push shows on the next packet.
+    uint32_t sync_tick;             // the tick of the last push
+    TcpState sync_state;            // the state it carried
+    uint8_t sync_ca;                // its client-address signature (sync_ca_signature)
+    uint8_t pad2[22];
 };
 static_assert(sizeof(Session) == 256, "a session is four cache lines (DESIGN's limit)");
 static_assert(offsetof(Session, outbound) == 64, "the second tuple starts line 1");
@@ -93,6 +112,11 @@ inline constexpr uint8_t kSessionLogged = 0x20;
 // The real sent the first FIN: it will hold the 4-tuple in TIME_WAIT (PortPool holds).
 inline constexpr uint8_t kSessionRealClosedFirst = 0x40;
 inline constexpr uint8_t kSessionInUse = 0x80;
+
+// Session::sync_flags (session sync, DESIGN section 7)
+inline constexpr uint8_t kSyncPushed = 0x01;     // a record of it went to the sync ring: its free sends `close`
+inline constexpr uint8_t kSyncInstalled = 0x02;  // a peer's copy: not ours until a packet arrives
+inline constexpr uint8_t kSyncAdopted = 0x04;    // a peer's copy that traffic made ours (laddr is the peer's)
 
 // Session::ca_flags
 inline constexpr uint8_t kCaTrust = 0x01;        // PROXY: a client's own header is translated, not refused

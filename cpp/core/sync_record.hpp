@@ -5,6 +5,7 @@
 // steering picks for the session.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -37,10 +38,11 @@ struct alignas(64) SyncRecord {
     ClientAddressMode ca_mode = ClientAddressMode::none;
     uint8_t ca_flags = 0;       // kCa* bits
     uint8_t ca_header_len = 0;  // PROXY: length of dplb's header
-    uint8_t pad[4] = {};
+    uint32_t client_isn = 0;    // the client's SYN sequence number (TOA/PROXY: where the stream starts)
 };
 static_assert(std::is_trivially_copyable_v<SyncRecord>);
 static_assert(sizeof(SyncRecord) == 192, "a sync record is three cache lines");
+static_assert(offsetof(SyncRecord, client_isn) == 132, "client_isn took the place of pad[4]");
 
 // Per worker, like the log ring: 8192 records (1.5 MiB) ride out a sync thread that
 // stalls for a moment; past that, records are dropped and counted (the periodic refresh

@@ -14,18 +14,6 @@ constexpr uint32_t kTicksPerSecond = static_cast<uint32_t>(1'000'000'000 / kTick
 constexpr uint8_t kTcp = static_cast<uint8_t>(L4Proto::tcp);
 constexpr uint8_t kUdp = static_cast<uint8_t>(L4Proto::udp);
 
-TimeoutKind timeout_kind(TcpState s) {
-    switch (s) {
-        case TcpState::none: return TimeoutKind::udp;
-        case TcpState::syn_sent:
-        case TcpState::syn_recv: return TimeoutKind::tcp_syn;
-        case TcpState::established: return TimeoutKind::tcp_established;
-        case TcpState::fin_wait: return TimeoutKind::tcp_fin;
-        case TcpState::time_wait: return TimeoutKind::tcp_time_wait;
-        default: return TimeoutKind::tcp_close;
-    }
-}
-
 }  // namespace
 
 std::string_view tcp_state_name(TcpState s) {
@@ -61,6 +49,12 @@ Worker::Worker(const WorkerView& view, uint32_t id)
         pc.clock_epoch_ns = c.local_port_clock_epoch_ns;
         pool_ = std::make_unique<PortPool>(pc);
     }
+    if (c.sync_enabled) {
+        sync_on_ = true;
+        sync_refresh_ticks_ = std::max<uint32_t>(1, c.sync_refresh_ms / static_cast<uint32_t>(kTickNs / 1'000'000));
+        sync_ring_ = std::make_unique<SyncRing>();
+        install_ring_ = std::make_unique<SyncRing>();
+    }
 }
 
 void Worker::set_clock(uint64_t now_ns) {
@@ -68,6 +62,7 @@ void Worker::set_clock(uint64_t now_ns) {
     now_ns_ = now_ns;
     now_tick_ = static_cast<uint32_t>(now_ns / kTickNs);
     drain_commands();
+    drain_installs(*view_.services());
     wheel_.advance(table_.sessions(), now_tick_, [this](uint32_t index) { expire(index); }, kExpiryBudget);
     if (wheel_.behind()) ++stats_.expiry_behind;
     if (pool_) pool_->expire_holds(now_ns_, kHoldExpiryBudget);
@@ -78,6 +73,7 @@ void Worker::process_burst(PacketView* const* packets, Action* actions, uint32_t
     drain_commands();
     const ServiceTable* services = view_.services();
     seen_generation_.store(services->generation(), std::memory_order_release);
+    drain_installs(*services);
     ParsedPacket* parsed = parsed_.data();
     for (uint32_t base = 0; base < n; base += kBurst) {
         uint32_t count = std::min(kBurst, n - base);
@@ -141,6 +137,9 @@ Action Worker::process_one(PacketView& pkt, const ParsedPacket& p, const Service
             return inbound(pkt, p, svc, services, hash, SessionRef{});
         }
         int32_t owner = view_.local_address_owner(p.key.dst);
+        // A peer's local address: the outbound side of its synced sessions, owned here by
+        // the worker of the peer's worker index (equal worker counts).
+        if (owner < 0 && sync_on_) [[unlikely]] owner = services.peer_address_owner(p.key.dst);
         if (owner >= 0) {
             if (static_cast<uint32_t>(owner) != id_ && !handed_in) {
                 ++stats_.handed_over;
@@ -224,6 +223,7 @@ Action Worker::inbound(PacketView& pkt, const ParsedPacket& p, const ServiceEntr
         set_expiry(s);
     }
     s.bytes_in += pkt.len;
+    if (sync_on_) [[unlikely]] sync_seen(s);
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_in;
     rc.bytes_in += pkt.len;
@@ -254,6 +254,7 @@ Action Worker::outbound(PacketView& pkt, const ParsedPacket& p, SessionRef ref) 
         set_expiry(s);
     }
     s.bytes_out += pkt.len;
+    if (sync_on_) [[unlikely]] sync_seen(s);
     RealCounters& rc = reals_[s.real_slot];
     ++rc.packets_out;
     rc.bytes_out += pkt.len;
@@ -435,6 +436,9 @@ int Worker::track_tcp(Session& s, const TcpSegment& seg, Direction dir) {
 
 void Worker::expire(uint32_t index, CloseReason why) {
     Session& s = table_.at(index);
+    if (s.sync_flags != 0) [[unlikely]] {
+        if (expire_synced(index, s)) return;
+    }
     if (s.flags & kSessionLogged) [[unlikely]] log_session(s, LogKind::session_close, why);
     // A real that closed first holds the 4-tuple in TIME_WAIT from its last packet (its
     // timer restarts on each): the port stays busy toward it until then, else it is free

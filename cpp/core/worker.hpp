@@ -14,6 +14,7 @@
 #include "core/packet.hpp"
 #include "core/port_pool.hpp"
 #include "core/session_table.hpp"
+#include "core/sync_record.hpp"
 #include "core/thread_check.hpp"
 #include "core/timer_wheel.hpp"
 #include "core/worker_commands.hpp"
@@ -31,6 +32,7 @@ inline constexpr uint32_t kBurst = 32;  // packets handled together (prefetch pi
 // loop moves the clock again at once while expiry_behind()).
 inline constexpr uint32_t kExpiryBudget = 1024;
 inline constexpr uint32_t kHoldExpiryBudget = 1024;  // port holds ended per clock call at most
+inline constexpr uint32_t kInstallBudget = 1024;     // peers' sync records installed per drain at most
 
 enum class Verdict : uint8_t {
     transmit,   // send on `port`
@@ -109,6 +111,18 @@ public:
         if (commands_.empty()) [[likely]] return 0;
         return run_commands();
     }
+
+    // Installs what the sync thread queued for this worker (Engine::install_synced), at
+    // most kInstallBudget records. Called by the worker itself, at the start of a burst
+    // and when its clock moves; without sync there is no ring and nothing to check.
+    uint32_t drain_installs(const ServiceTable& services) {
+        if (install_ring_ == nullptr || install_ring_->empty()) [[likely]] return 0;
+        return run_installs(services);
+    }
+    // The sync thread (one consumer only): the next record of this worker's sessions.
+    bool take_sync_record(SyncRecord& out) { return sync_ring_ != nullptr && sync_ring_->pop(out); }
+    // Engine::install_synced (one producer at a time, under the engine's sync mutex).
+    bool post_install(const SyncRecord& r) { return install_ring_ != nullptr && install_ring_->push(r); }
 
     uint32_t id() const { return id_; }
     // The newest snapshot generation this worker has seen: older retired ones are free
@@ -191,6 +205,15 @@ private:
     Action refuse_connection(PacketView& pkt, ParsedPacket& q, SessionRef ref);
     Action answer_refused(PacketView& pkt, ParsedPacket& q, SessionRef ref, Direction from);
     Action deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direction dir);
+    // Session sync (worker_sync.cpp), out of line and cold: only with sync on. After each
+    // packet of a session: adoption of a peer's copy, then open/update/refresh as due.
+    [[gnu::noinline, gnu::cold]] void sync_seen(Session& s);
+    // A session is freed: `close` for a pushed one; a peer's copy (adopted or not) gives
+    // nothing back to this node's port pool. True when it freed the session itself.
+    [[gnu::noinline, gnu::cold]] bool expire_synced(uint32_t index, Session& s);
+    void push_sync(Session& s, SyncKind kind);
+    uint32_t run_installs(const ServiceTable& services);
+    void install_synced(const SyncRecord& r, const ServiceTable& services);
 
     const WorkerView& view_;
     uint32_t id_;
@@ -220,6 +243,15 @@ private:
     ThreadOwner owner_;  // debug builds: the one thread driving this worker
     WorkerCommandRing commands_;  // the control side produces, this worker consumes
     LogRing log_ring_;            // this worker produces, the logger thread consumes
+    // Session sync: allocated only with EngineConfig::sync_enabled (sync_on_).
+    bool sync_on_ = false;
+    uint32_t sync_refresh_ticks_ = 0;
+    std::unique_ptr<SyncRing> sync_ring_;     // this worker produces, the sync thread consumes
+    std::unique_ptr<SyncRing> install_ring_;  // the sync thread produces, this worker consumes
 };
+
+// The record of session `s` as a worker whose clock reads `now_tick` pushes it
+// (worker_sync.cpp; Engine::export_sessions too).
+SyncRecord sync_record_of(const Session& s, SyncKind kind, uint32_t now_tick, uint16_t worker);
 
 }  // namespace dplb::core

@@ -255,6 +255,7 @@ Action Worker::answer_refused(PacketView& pkt, ParsedPacket& q, SessionRef ref, 
 Action Worker::deliver(PacketView& pkt, SessionRef ref, uint8_t tcp_flags, Direction dir) {
     Session& s = *ref.session;
     update_tcp_state(ref.index, s, tcp_flags, dir);
+    if (sync_on_) [[unlikely]] sync_seen(s);
     RealCounters& rc = reals_[s.real_slot];
     if (dir == Direction::inbound) {
         s.bytes_in += pkt.len;

@@ -24,10 +24,16 @@ uint32_t Worker::run_commands() {
 bool Worker::reset_session(const FlowKey& inbound) {
     SessionRef ref = table_.lookup(inbound, hash_key(inbound));
     if (!ref || ref.direction != Direction::inbound) return false;
+    const bool peer_copy = ref.session->sync_flags & kSyncInstalled;
     wheel_.unfile(table_.sessions(), ref.index);
     // expire() is the one way a session is freed (port back to its pool, counters);
     // it counts an expiry, which this is not.
     expire(ref.index, CloseReason::reset);
+    if (peer_copy) {
+        --stats_.sync_expired;
+        ++stats_.sync_removed;
+        return true;
+    }
     --stats_.sessions_expired;
     ++stats_.sessions_reset;
     return true;

@@ -22,6 +22,21 @@ namespace dplb::core {
     X(proxy_invalid, "connections reset because a trusted client's PROXY header was malformed")      \
     X(syn_data_stripped, "client SYNs whose data (TCP Fast Open) dplb removed; the client sends it again")
 
+// Session sync (worker_sync.cpp), named once for the stats dict and metrics.
+#define DPLB_FOREACH_SYNC_COUNTER(X)                                                                     \
+    X(sync_pushed, "sync records pushed to the sync ring")                                              \
+    X(sync_dropped, "sync records not pushed: the sync ring was full")                                  \
+    X(sync_installed, "peers' sessions installed as synced copies")                                     \
+    X(sync_updated, "synced copies updated by a peer's record")                                         \
+    X(sync_removed, "synced copies removed by a peer's close record")                                   \
+    X(sync_adopted, "synced copies that traffic made this node's own")                                  \
+    X(sync_expired, "synced copies that expired without traffic")                                       \
+    X(sync_conflict, "peer records refused: this node has its own session with that tuple")            \
+    X(sync_refused_no_service, "peer records refused: no service for their VIP, port and protocol")   \
+    X(sync_refused_no_real, "peer records refused: their real is not configured in the service")      \
+    X(sync_refused_no_route, "peer records refused: no route to their real or client")                \
+    X(sync_refused_table_full, "peer records refused: the session table is full")
+
 struct alignas(64) WorkerStats {
     Counter rx_packets = 0;
     Counter rx_bytes = 0;
@@ -40,6 +55,9 @@ struct alignas(64) WorkerStats {
 #define DPLB_CLIENT_ADDRESS_FIELD(name, text) Counter name = 0;
     DPLB_FOREACH_CLIENT_ADDRESS_COUNTER(DPLB_CLIENT_ADDRESS_FIELD)
 #undef DPLB_CLIENT_ADDRESS_FIELD
+#define DPLB_SYNC_FIELD(name, text) Counter name = 0;
+    DPLB_FOREACH_SYNC_COUNTER(DPLB_SYNC_FIELD)
+#undef DPLB_SYNC_FIELD
     std::array<Counter, kDropReasonCount> drops{};
 
     void drop(DropReason r) { ++drops[static_cast<size_t>(r)]; }

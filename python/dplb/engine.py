@@ -116,6 +116,8 @@ def to_engine_config(
     core.max_reals = dp.max_reals
     core.control_rest_rate_pps = dp.control.rest_rate_pps
     core.control_rest_burst = dp.control.rest_burst
+    core.sync_enabled = cfg.sync.enabled
+    core.sync_refresh_ms = max(1, int(cfg.sync.refresh_interval * 1000))
     ports = []
     for i, port in enumerate(dp.ports):
         p = _core.PortConfig()
@@ -275,7 +277,28 @@ class Engine:
                         drops[reason] += count
                 else:
                     total[key] = total.get(key, 0) + value
-        return {"workers": workers, "total": total, "reals": self._core.real_stats()}
+        return {
+            "workers": workers,
+            "total": total,
+            "reals": self._core.real_stats(),
+            "sync": self._core.sync_counters(),
+        }
+
+    # -- session sync (in-process: the sync thread is the wire's) ----------------------
+    def sync_pull(self, max_records: int = 1 << 20) -> bytes:
+        """At most `max_records` records from the workers' sync rings, concatenated."""
+        data: bytes = self._core.sync_pull(max_records)
+        return data
+
+    def sync_install(self, records: bytes) -> int:
+        """Installs a peer's records (as sync_pull gives them); returns how many were
+        accepted (the rest are counted by reason in stats()["sync"] and worker_stats())."""
+        accepted: int = self._core.sync_install(bytes(records))
+        return accepted
+
+    def set_peer_local_addresses(self, peer_id: int, per_worker: list[list[str]]) -> None:
+        """A peer's local addresses per worker index (equal worker counts); [] removes it."""
+        self._core.set_peer_local_addresses(peer_id, per_worker)
 
     def _port_index(self, port: int | str) -> int:
         if isinstance(port, str):
