@@ -120,7 +120,9 @@ uint32_t Engine::export_sessions(uint32_t w, uint32_t from, uint32_t max, std::v
             copy.state != TcpState::time_wait) {
             continue;
         }
-        std::atomic_thread_fence(std::memory_order_acquire);
+        // The re-check must read after the copy: a compiler barrier is enough where loads
+        // are not reordered with loads (x86-64's TSO; TSan refuses thread fences anyway).
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         if (!(live.flags & kSessionInUse) || live.created_tick != copy.created_tick || !(live.inbound == copy.inbound)) {
             continue;
         }
