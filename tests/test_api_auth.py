@@ -66,7 +66,7 @@ BAD_PATHS = routes(BAD_PARAMS, only_with_params=True)
 
 
 def test_every_route_is_covered() -> None:
-    assert len(ROUTES) == 37  # + /health-checks, /cluster, /cluster/wait, bgp (3)
+    assert len(ROUTES) == 38  # + /health-checks, /cluster, /cluster/wait, bgp (3), /sync
     assert {m for m, _ in WRITES} == {"POST", "PUT", "PATCH", "DELETE"}
 
 
