@@ -199,6 +199,9 @@ SyncDecodeError decode_sync_record(const uint8_t* p, size_t n, SyncRecord& out, 
             q += 16;
         }
         out.track.client_isn = get32(q);
+        // The session's own copy (client-address sessions start their stream from it) is
+        // set from the same SYN as the tracking's: one number on the wire serves both.
+        out.client_isn = out.track.client_isn;
     }
     used = size;
     return SyncDecodeError::ok;

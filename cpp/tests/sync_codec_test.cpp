@@ -27,6 +27,7 @@ SyncRecord tcp_record(bool v6_in, bool v6_out) {
     r.track.side[0] = {1000, 70000, 5000, 64240, 7, kPeerSyn | kPeerScale};
     r.track.side[1] = {5000, 90000, 1000, 65535, 9, kPeerSyn | kPeerWindow};
     r.track.client_isn = 999;
+    r.client_isn = 999;  // the session's copy: the same SYN's number
     r.remaining_ms = 86'400'000;
     r.seq_delta = -17;
     r.worker = 3;
@@ -43,6 +44,7 @@ SyncRecord udp_record() {
     SyncRecord r = tcp_record(false, false);
     r.inbound.proto = r.outbound.proto = 17;
     r.track = TcpTrack{};
+    r.client_isn = 0;  // UDP: no SYN
     r.state = TcpState::none;
     r.kind = SyncKind::open;
     r.session_flags = 0;
@@ -57,6 +59,7 @@ void expect_same(const SyncRecord& a, const SyncRecord& b) {
     EXPECT_EQ(a.inbound, b.inbound);
     EXPECT_EQ(a.outbound, b.outbound);
     EXPECT_EQ(0, std::memcmp(&a.track, &b.track, sizeof a.track));
+    EXPECT_EQ(a.client_isn, b.client_isn);
     EXPECT_EQ(a.remaining_ms, b.remaining_ms);
     EXPECT_EQ(a.seq_delta, b.seq_delta);
     EXPECT_EQ(a.worker, b.worker);
