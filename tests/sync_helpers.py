@@ -15,11 +15,11 @@ KEY1 = (1, bytes.fromhex("ab" * 32))
 KEY2 = (2, bytes.fromhex("cd" * 32))
 
 
-def sync_engine(workers: int, tmp: Path) -> Engine:
+def sync_engine(workers: int, tmp: Path, services: list[dict[str, Any]] | None = None) -> Engine:
     """An engine of a node with session sync on (its settings as a node has them)."""
     key = tmp / "sync.key"
     key.write_text("ab" * 32)
-    cfg = node_config(workers)
+    cfg = node_config(workers, services)
     cfg["store"] = {"etcd": {"endpoints": ["127.0.0.1:2379"]}}
     cfg["api"] = {"audit_log": str(tmp / "audit.jsonl")}
     cfg["sync"] = {

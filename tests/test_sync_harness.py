@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from scapy.layers.inet import TCP
 
-from conftest import TcpFlow, node_config
+from conftest import TcpFlow, client_address_services, node_config
 from dplb import Engine
 from sync_helpers import moved, sync_engine
+from test_proxy_protocol import header_for
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -57,3 +58,23 @@ def test_sync_off_pushes_nothing_and_refuses_installs(tmp_path: Path) -> None:
     off = Engine(node_config(1))
     assert off.sync_install(records) == 0
     assert off.stats()["sync"]["refused_disabled"] == 1
+
+
+@pytest.mark.parametrize("mode", ["proxy-v1", "proxy-v2"])
+def test_a_proxy_protocol_session_goes_on_at_the_peer_without_a_second_header(
+    mode: str, tmp_path: Path
+) -> None:
+    services = client_address_services(mode)
+    a, b = sync_engine(1, tmp_path, services), sync_engine(1, tmp_path, services)
+    flow = TcpFlow(a, 40010)
+    flow.handshake(client_isn=1000, real_isn=5000)  # A's ACK carried the header to the real
+    header = len(header_for(mode, flow.client, 40010, flow.vip, 80))
+    flow.to_client(flow.from_real("A", seq=5001, ack=1001 + header))  # the real has it all
+    assert b.sync_install(a.sync_pull()) >= 1
+
+    there = moved(flow, b)
+    out = there.to_real(there.from_client("PA", seq=1001, ack=5001, payload=b"GET /"))
+    assert out[TCP].seq == 1001 + header  # shifted by A's header, as A would
+    assert bytes(out[TCP].payload) == b"GET /"  # and no header of B's own
+    back = there.to_client(there.from_real("PA", seq=5001, ack=1006 + header, payload=b"OK"))
+    assert back[TCP].ack == 1006
