@@ -203,6 +203,8 @@ def test_a_node_alone_is_ready_at_once(tmp_path: Path) -> None:
         ({"send_key": 2}, "sync.send_key", "not the id of one of sync.keys"),
         ({"listen": "0.0.0.0:7100"}, "sync.advertise", "say where peers reach this node"),
         ({"mtu": 100}, "sync.mtu", "greater than or equal to 576"),
+        ({"listen": "lb1:7100"}, "sync.listen", "takes an IP address, not a name"),
+        ({"advertise": "lb1.example:7100"}, "sync.advertise", "takes an IP address, not a name"),
     ],
 )
 def test_bad_sync_settings_name_their_field(

@@ -637,6 +637,13 @@ def _sync_check(cfg: NodeConfig) -> list[tuple[str, str]]:
         errors.append(
             ("sync.send_key", f"{sync.send_key} is not the id of one of sync.keys ({ids})")
         )
+    for field, value in (("sync.listen", sync.listen), ("sync.advertise", sync.advertise)):
+        if value is None:
+            continue
+        try:
+            ipaddress.ip_address(value.rsplit(":", 1)[0].strip("[]"))
+        except ValueError:
+            errors.append((field, f"{value}: the sync thread takes an IP address, not a name"))
     host = sync.listen.rsplit(":", 1)[0].strip("[]")
     if sync.advertise is None and host in ("0.0.0.0", "::"):
         errors.append(
