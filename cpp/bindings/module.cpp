@@ -88,6 +88,7 @@ public:
         engine_set_peer_local_addresses(engine_, peer_id, per_worker);
     }
     py::dict sync_counters() const { return engine_sync_counters(engine_); }
+    Engine& engine() { return engine_; }
 
     // Per port, what a NIC would count: frames and bytes received and sent.
     py::list port_stats() const {
@@ -166,6 +167,7 @@ private:
 }  // namespace
 
 void register_logger(py::module_& m);  // logger_bindings.cpp
+void register_sync_service(py::module_& m);  // sync_service_bindings.cpp
 #ifdef DPLB_WITH_DPDK
 void register_runtime(py::module_& m);  // runtime_bindings.cpp
 #endif
@@ -184,6 +186,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("log_ring_slots") = kLogRingSlots;
     m.attr("sync_record_bytes") = sizeof(SyncRecord);
     register_logger(m);
+    register_sync_service(m);
 #ifdef DPLB_WITH_DPDK
     m.attr("with_dpdk") = true;
     register_runtime(m);
@@ -308,7 +311,8 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("cursor_index", &SessionSearch::cursor_index)
         .def_readwrite("limit", &SessionSearch::limit);
 
-    py::class_<HarnessEngine>(m, "HarnessEngine")
+    py::class_<HarnessEngine> harness(m, "HarnessEngine");
+    harness
         .def(py::init([](const EngineConfig& c) {
                  try {
                      return std::make_unique<HarnessEngine>(c);
@@ -342,4 +346,5 @@ PYBIND11_MODULE(_core, m) {
         .def("start_logger", &HarnessEngine::start_logger, py::arg("options"), py::return_value_policy::reference_internal)
         .def_property_readonly("logger", &HarnessEngine::logger, py::return_value_policy::reference_internal)
         .def_property_readonly("workers", &HarnessEngine::worker_count);
+    def_sync_service(harness, [](HarnessEngine& h) -> Engine& { return h.engine(); });
 }

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/engine_control.hpp"
+#include "bindings/engine_sync.hpp"
 #include "bindings/engine_views.hpp"
 #include "dpdk/runtime.hpp"
 
@@ -34,7 +35,8 @@ void register_runtime(py::module_& m) {
         .def_readwrite("latency_stats", &RuntimeOptions::latency_stats)
         .def_readwrite("control_flow_steering", &RuntimeOptions::control_flow_steering);
 
-    py::class_<Runtime>(m, "Runtime")
+    py::class_<Runtime> runtime(m, "Runtime");
+    runtime
         .def(py::init<const dplb::core::EngineConfig&, const RuntimeOptions&>(), py::arg("engine"), py::arg("options"))
         .def(
             "start",
@@ -164,7 +166,15 @@ void register_runtime(py::module_& m) {
         // the API, /metrics and health go on meanwhile, as on the harness.
         .def("apply_services", [](Runtime& r, const std::vector<dplb::core::ServiceConfig>& services) {
             dplb::bindings::engine_apply_services(r.engine(), services);
-        });
+        })
+        // Session sync: peers' local addresses, the engine's install counters, the thread.
+        .def("set_peer_local_addresses",
+             [](Runtime& r, uint32_t peer_id, const std::vector<std::vector<std::string>>& per_worker) {
+                 dplb::bindings::engine_set_peer_local_addresses(r.engine(), peer_id, per_worker);
+             },
+             py::arg("peer_id"), py::arg("per_worker"))
+        .def("sync_counters", [](Runtime& r) { return dplb::bindings::engine_sync_counters(r.engine()); });
+    dplb::bindings::def_sync_service(runtime, [](Runtime& r) -> dplb::core::Engine& { return r.engine(); });
 }
 
 #endif  // DPLB_WITH_DPDK

@@ -83,7 +83,9 @@ public:
     // The sync thread only: queues a peer's record `r` for the worker this node's steering
     // picks (inbound_owner of r.inbound, which must own r.outbound.dst among this node's
     // and its peers' local addresses); false when refused (sync_counters()).
-    bool install_synced(const SyncRecord& r);
+    // `ring_full` (when given) says whether it was refused only because the owner's
+    // install ring was full (worth trying again once the worker drained it).
+    bool install_synced(const SyncRecord& r, bool* ring_full = nullptr);
     // Full sync, control side: appends to `out` (kind = refresh) the sessions worth
     // syncing of worker `w` (its own and adopted ones: TCP established/closing, UDP) from
     // slot `from` on, at most `max`. Returns the slot to continue from; the table's

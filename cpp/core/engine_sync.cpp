@@ -9,7 +9,8 @@
 
 namespace dplb::core {
 
-bool Engine::install_synced(const SyncRecord& r) {
+bool Engine::install_synced(const SyncRecord& r, bool* ring_full) {
+    if (ring_full) *ring_full = false;
     if (!config().sync_enabled) {
         sync_counters_.refused_disabled.fetch_add(1, std::memory_order_relaxed);
         return false;
@@ -37,6 +38,7 @@ bool Engine::install_synced(const SyncRecord& r) {
         return false;
     }
     if (!workers_[owner]->post_install(r)) {
+        if (ring_full) *ring_full = true;
         sync_counters_.refused_ring_full.fetch_add(1, std::memory_order_relaxed);
         return false;
     }

@@ -59,7 +59,7 @@ bool get_tuple(const uint8_t* p, FlowKey& k, bool v6, uint8_t proto) {
 
 bool header_count_ok(SyncMessage type, uint16_t count) {
     switch (type) {
-        case SyncMessage::records: return count >= 1 && count <= kSyncMaxRecords;
+        case SyncMessage::records: return count <= kSyncMaxRecords;  // 0: a heartbeat
         case SyncMessage::sync_batch: return count <= kSyncMaxRecords;
         default: return count == 0;
     }

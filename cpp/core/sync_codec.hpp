@@ -16,7 +16,8 @@
 //                        4 sync_done (full sync, TCP)
 //     6   1 key_id       which cluster key sealed it (1..255; 0 is never a key)
 //     7   1 flags        0 (reserved: a receiver refuses any other value)
-//     8   2 count        records in the body (records: 1..kSyncMaxRecords; sync_batch:
+//     8   2 count        records in the body (records: 0..kSyncMaxRecords, 0 being a
+//                        heartbeat sent when nothing else was for a while; sync_batch:
 //                        0..kSyncMaxRecords; sync_request and sync_done: 0)
 //    10   2 worker       full sync cursor: worker index (sync_request: where to start;
 //                        sync_batch: where the next batch starts); 0 in records

@@ -296,6 +296,12 @@ class Engine:
         accepted: int = self._core.sync_install(bytes(records))
         return accepted
 
+    def sync_service(self, **options: Any) -> Any:
+        """This engine's sync thread (`dplb._core.SyncService`: UDP records to and from
+        the peers, full syncs over TCP), started with `options` (node_id, listen, keys,
+        send_key, mtu, flush_ms, ...; cpp/host/sync_service.hpp)."""
+        return self._core.sync_service(**options)
+
     def set_peer_local_addresses(self, peer_id: int, per_worker: list[list[str]]) -> None:
         """A peer's local addresses per worker index (equal worker counts); [] removes it."""
         self._core.set_peer_local_addresses(peer_id, per_worker)

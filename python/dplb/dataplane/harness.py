@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 from datetime import UTC, datetime
 
 from dplb.config import NodeConfig
@@ -51,6 +52,16 @@ class HarnessDataplane:
     def advance(self, seconds: float) -> None:
         with self.lock:
             self.engine.advance(seconds)
+
+    # -- session sync (dplb.sync.SyncManager) ----------------------------------------
+    def sync_service(self, **options: Any) -> Any:
+        """The engine's sync thread (`dplb._core.SyncService`), started. Records a peer
+        sends reach the workers when the harness is driven (`process`, `advance`)."""
+        return self.engine.sync_service(**options)
+
+    def set_peer_local_addresses(self, peer_id: int, per_worker: list[list[str]]) -> None:
+        with self.lock:
+            self.engine.set_peer_local_addresses(peer_id, per_worker)
 
     # -- Dataplane -------------------------------------------------------------------
     def running_config(self) -> NodeConfig:

@@ -85,6 +85,15 @@ class NodeDataplane:
                 self.runtime.apply_services(services_to_core(self._config, down))
                 self._down = down
 
+    # -- session sync (dplb.sync.SyncManager) ----------------------------------------
+    def sync_service(self, **options: Any) -> Any:
+        """The engine's sync thread (`dplb._core.SyncService`), started."""
+        return self.runtime.sync_service(**options)
+
+    def set_peer_local_addresses(self, peer_id: int, per_worker: list[list[str]]) -> None:
+        with self._lock:
+            self.runtime.set_peer_local_addresses(peer_id, per_worker)
+
     def counters(self) -> CounterTable:
         with self._counters_lock:
             self._counters = read_counter_table(self.runtime.counter_table, self._counters)
