@@ -11,7 +11,7 @@ CPP_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.hpp') CMakeLists.txt p
 
 .PHONY: all deps build test test-cpp test-asan test-tsan test-python test-ansible lint bench bench-deps bench-build bench-engine \
     fuzz fuzz-build bench-fuzz \
-    bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp demo clean
+    bench-sync bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp demo clean
 
 all: build
 
@@ -129,7 +129,7 @@ BENCH_LOAD ?= 0.7
 BENCH_WAIT ?= 120
 BENCH_QUIET = $(VPY) bench/wait_quiet.py --below $(BENCH_LOAD) --at-most $(BENCH_WAIT)
 
-bench: bench-fuzz bench-engine bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp
+bench: bench-fuzz bench-engine bench-sync bench-runtime bench-e2e bench-apply bench-scrape bench-cluster bench-health bench-bgp
 
 # What only the benchmarks need: wrk, iperf3, testpmd, the peers (Debian) and matplotlib
 # for the plots (PyPI, into the venv; not a runtime dependency of dplb).
@@ -152,6 +152,12 @@ bench-engine: bench-build $(STAMPS)/bench-deps
 	$(BENCH_QUIET)
 	$(BENCH_DIR)/dplb_engine_bench --json bench/results/engine.json
 	$(VPY) bench/report.py engine
+
+# Session sync between two engines on loopback: a full sync of 1 million sessions (aim
+# under 5 s) and what a peer misses under 1% datagram loss, before and after a refresh.
+bench-sync: bench-build
+	$(BENCH_QUIET)
+	$(BENCH_DIR)/dplb_sync_bench --json bench/results/sync.json
 
 # The fuzz targets, FUZZ_SECONDS each (bench/fuzz_bench.py): executions, exec/s,
 # coverage (edges, features) and corpus size, into bench/results/fuzz.json.

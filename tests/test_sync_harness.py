@@ -10,28 +10,9 @@ from pathlib import Path
 import pytest
 from scapy.layers.inet import TCP
 
-from conftest import CLIENT_GW_MAC, REAL_MACS, TcpFlow, node_config
+from conftest import TcpFlow, node_config
 from dplb import Engine
-
-
-def sync_engine(workers: int, tmp: Path) -> Engine:
-    """An engine of a node with session sync on (its settings as a node has them)."""
-    key = tmp / "sync.key"
-    key.write_text("ab" * 32)
-    cfg = node_config(workers)
-    cfg["store"] = {"etcd": {"endpoints": ["127.0.0.1:2379"]}}
-    cfg["api"] = {"audit_log": str(tmp / "audit.jsonl")}
-    cfg["sync"] = {
-        "enabled": True,
-        "refresh_interval": 2.0,
-        "listen": "127.0.0.1:7100",
-        "keys": [{"id": 1, "file": str(key)}],
-    }
-    engine = Engine(cfg)
-    engine.set_neighbour("port0", "10.0.1.254", CLIENT_GW_MAC)
-    for ip, mac in REAL_MACS.items():
-        engine.set_neighbour("port1", ip, mac)
-    return engine
+from sync_helpers import moved, sync_engine
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -48,16 +29,10 @@ def test_synced_tcp_session_goes_on_at_the_peer_and_is_adopted(
     assert total["sync_installed"] == 1 and total["sessions_created"] == 0
     assert all(r["active"] == 0 for r in b.stats()["reals"] if "active" in r)
 
-    moved = TcpFlow(b, 40001)
-    moved.real, moved.real_port, moved.local, moved.local_port = (
-        flow.real,
-        flow.real_port,
-        flow.local,
-        flow.local_port,
-    )
-    out = moved.to_real(moved.from_client("A", seq=1001, ack=5001, payload=b"GET /"))
+    there = moved(flow, b)
+    out = there.to_real(there.from_client("A", seq=1001, ack=5001, payload=b"GET /"))
     assert (out[TCP].seq, out[TCP].ack) == (1001, 5001)
-    back = moved.to_client(moved.from_real("A", seq=5001, ack=1006, payload=b"OK"))
+    back = there.to_client(there.from_real("A", seq=5001, ack=1006, payload=b"OK"))
     assert (back[TCP].seq, back[TCP].ack) == (5001, 1006)
     assert b.stats()["total"]["sync_adopted"] == 1
 

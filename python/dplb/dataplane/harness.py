@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from dplb.config import NodeConfig
 from dplb.dataplane.models import (
