@@ -219,7 +219,9 @@ def test_a_restarted_node_pulls_the_table_and_takes_traffic_again(lab: BgpLab) -
     )
     status = lb1.api("GET", "/sync")
     print(f"\nlb1's full sync: {status['full_sync']}")
-    assert status["full_sync"]["state"] == "done", status
+    # The peer it pulls from must know it as a peer already (it refuses the stream of an
+    # unknown node, `dropped.unknown_peer` in its stats).
+    assert status["full_sync"]["state"] == "done", f"{status}\n{sync_view(lb2)}"
     # lb1's own laddr is its own again.
     wait_until(
         lambda: kernel_nexthops(lab.topo.ns("rtr"), lb1.local) == [lb1.back] or None,
