@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import node_config
+from dplb.cluster.peers import PeerAddresses
 from dplb.config import ConfigError, parse_config
 from dplb.store import MemberInfo
 from dplb.sync import SyncGatedServing, SyncManager, node_id
@@ -144,6 +145,24 @@ def test_a_gone_peer_keeps_its_local_addresses_installed(tmp_path: Path) -> None
     service: FakeService = manager.service  # type: ignore[assignment]
     assert service.peer_lists[-1] == []  # nothing more is sent to it
     assert [p.live for p in manager.status().peers] == [False]
+
+
+@pytest.mark.parametrize("keep_synced", [True, False])
+def test_a_gone_synced_peer_keeps_its_backup_routes(keep_synced: bool) -> None:
+    # BGP's backups of the peers' local addresses (dplb.cluster.peers): with sync on here,
+    # a dead peer's stay announced, else its synced sessions' return traffic has no route.
+    members = Members([member("lb1"), member("lb2"), member("lb3", sync=None)])
+    peers = PeerAddresses(members, "lb1", keep_synced=keep_synced)  # type: ignore[arg-type]
+    asyncio.run(peers.refresh())
+    assert sorted(peers()) == ["lb2", "lb3"]
+    lb2 = peers()["lb2"]
+    members.list = [member("lb1")]  # both leases expired
+    asyncio.run(peers.refresh())
+    asyncio.run(peers.refresh())
+    assert dict(peers()) == ({"lb2": lb2} if keep_synced else {})
+    members.list = [member("lb1"), member("lb2", sync=None)]  # back, without sync
+    asyncio.run(peers.refresh())
+    assert sorted(peers()) == ["lb2"]
 
 
 def test_no_vip_is_announced_until_full_sync_is_done(tmp_path: Path) -> None:

@@ -98,3 +98,20 @@ def test_the_cluster_demo_shows_two_nodes_on_one_config_serving_one_vip(
     assert per_node[0] == "lb1" and int(per_node[1].rstrip(",")) > 0
     assert per_node[2] == "lb2" and int(per_node[3]) > 0
     assert not namespaces_of(CLUSTER_PREFIX)
+
+
+def test_the_cluster_demo_with_sync_kills_lb1_and_the_long_lived_connections_go_on(
+    clean_cluster: None,
+) -> None:
+    result = subprocess.run(
+        [*DEMO[:-1], CLUSTER_PREFIX, "--cluster", "--sync", "--duration", "15",
+         "--kill-after", "3", "--concurrency", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "lb1 killed" in out
+    assert "long-lived: 200/200 alive at the end, errors {}" in out
+    assert not namespaces_of(CLUSTER_PREFIX)

@@ -152,7 +152,9 @@ def create_app(
         health = start_health_checker(app)  # dplb.health: per-NIC checks of the reals
         # BGP (issue 12): BIRD announces what can serve (the health checker's verdict),
         # the node's local addresses and, as backups, the cluster peers'.
-        peers = PeerAddresses(the_store, node_config.node.name)
+        peers = PeerAddresses(
+            the_store, node_config.node.name, keep_synced=node_config.sync.enabled
+        )
         peers.start()
         # Session sync (issue 13): peers from the members; no VIP announced before the
         # node holds its peers' sessions.

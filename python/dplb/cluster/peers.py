@@ -1,6 +1,10 @@
 """The peers' local addresses, from the cluster's members, for BGP's backup
 announcements (a dead node's return traffic reaches a survivor): refreshed in the
-background, read without waiting (the BIRD controller asks synchronously)."""
+background, read without waiting (the BIRD controller asks synchronously).
+
+With session sync on this node, a peer that syncs too keeps its backups after its member
+key is gone (its lease ran out: it died, or lost the store): that is when its return
+traffic needs a survivor, which holds its sessions. They go when this node restarts."""
 
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ log = logging.getLogger("dplb.cluster")
 
 
 class PeerAddresses:
-    def __init__(self, store: Store, node: str, interval: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, node: str, interval: float = 5.0, keep_synced: bool = False
+    ) -> None:
         self.store = store
         self.node = node
         self.interval = interval
+        self.keep_synced = keep_synced
         self._peers: dict[str, list[IPAddress]] = {}
+        self._synced: set[str] = set()  # peers seen with sync on
         self._task: asyncio.Task[None] | None = None
 
     def __call__(self) -> Mapping[str, Sequence[IPAddress]]:
@@ -31,11 +39,16 @@ class PeerAddresses:
 
     async def refresh(self) -> None:
         members = await self.store.members()
-        self._peers = {
+        live = {
             m.node: [ipaddress.ip_address(a) for a in m.local_addresses]
             for m in members
             if m.node != self.node
         }
+        kept: dict[str, list[IPAddress]] = {}
+        if self.keep_synced:
+            kept = {n: a for n, a in self._peers.items() if n in self._synced and n not in live}
+            self._synced |= {m.node for m in members if m.node != self.node and m.sync}
+        self._peers = kept | live
 
     def start(self) -> None:
         async def loop() -> None:

@@ -10,6 +10,18 @@ With `cluster=True` the nodes share one config in etcd (`dplb demo --cluster`): 
 in a management namespace, reached by each node over a management veth (its API listens
 there too), instead of a store file per node.
 
+With `sync=True` (implies `cluster=True`) the nodes sync their sessions over the
+management network (one cluster key in the workdir). Their local addresses are then
+routed (`routed_locals`, on by default with sync) instead of on the reals' subnet:
+10.10.3.N/32, announced by the node's BIRD (and by its peer's, prepended, as a backup);
+the router has a leg on the reals' bridge and the reals reach 10.10.3.0/24 through it,
+so a dead node's return traffic goes to the survivor, which holds its sessions. The
+router sets each laddr route's next hop to the announcing node's back address: return
+traffic enters the node on the port its reals are behind, as with ARP on the bridge.
+
+  client ── router ── bridge ── lb1 | lb2 ── bridge ── rs1..rs3
+              └──── 10.10.2.254 (laddrs 10.10.3.0/24 via BGP) ──┘
+
 BIRD daemons run with their own config, control socket and pid file (`BirdDaemon`);
 everything lives in namespaces of one prefix, removed by `BgpLab.close()`."""
 
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -40,6 +53,11 @@ NODES = ("lb1", "lb2")
 DRAIN_TIMEOUT = 5.0  # bgp.drain.timeout of the nodes
 MGMT_ETCD = "10.10.9.254"  # etcd on the management network (cluster=True)
 ETCD_PORT = 2379
+KEEP_ALIVE_PORT = 81  # sync=True: a service to the reals' HTTP/1.1 keep-alive port
+REAL_KEEP_ALIVE = 8081
+SYNC_PORT = 7100
+ROUTER_BACK = "10.10.2.254"  # routed local addresses: the router's leg on the reals' bridge
+ROUTED_LOCALS = "10.10.3.0/24"
 
 OPS_BIRD = Path(__file__).resolve().parents[3] / "ops" / "bird"  # the repository's ops/bird/
 
@@ -119,6 +137,9 @@ class BgpTopology(Topology):
     `mgmt`, a management namespace whose bridge reaches each node's `m0`."""
 
     mgmt: bool = False
+    # The nodes' local addresses are routed (10.10.3.0/24 via the router's leg on the
+    # reals' bridge), not on the reals' subnet.
+    routed_locals: bool = False
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -171,18 +192,41 @@ class BgpTopology(Topology):
             )
         if self.mgmt:
             self.create_mgmt()
+        if self.routed_locals:
+            self.create_router_back()
+
+    def create_router_back(self) -> None:
+        """The router's leg on the reals' bridge; the reals route the local addresses
+        through it. No ICMP redirects: a real told to reach a laddr through its node
+        directly would keep sending to that node after it died."""
+        rtr, back = self.ns("rtr"), self.ns("back")
+        self._veth(rtr, "b0", back, "rtr-b")
+        netns_exec(back, "ip", "link", "set", "rtr-b", "master", "brb")
+        netns_exec(rtr, "ip", "addr", "add", f"{ROUTER_BACK}/24", "dev", "b0")
+        for conf in ("all", "default", "b0"):
+            netns_exec(rtr, "sysctl", "-q", "-w", f"net.ipv4.conf.{conf}.send_redirects=0")
+        for i in range(self.reals):
+            rs = self.ns(f"rs{i + 1}")
+            netns_exec(rs, "sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0")
+            netns_exec(rs, "ip", "route", "add", ROUTED_LOCALS, "via", ROUTER_BACK)
 
 
 class BgpNode:
     """One dplb node (`dplb run`) and the BIRD beside it, in the node's namespace."""
 
     def __init__(
-        self, topo: BgpTopology, index: int, workdir: Path, health_checks: bool = False
+        self,
+        topo: BgpTopology,
+        index: int,
+        workdir: Path,
+        health_checks: bool = False,
+        sync_key: Path | None = None,
     ) -> None:
         self.name = NODES[index]
         self.ns = topo.ns(self.name)
         self.address = f"10.10.1.{index + 1}"
-        self.local = f"10.10.2.{101 + index}"
+        self.back = f"10.10.2.{index + 1}"  # port1's address
+        self.local = f"10.10.3.{index + 1}" if topo.routed_locals else f"10.10.2.{101 + index}"
         self.dir = workdir / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
         routes = self.dir / "dplb-routes.conf"
@@ -217,7 +261,7 @@ class BgpNode:
                     {
                         "name": "port1",
                         "device": "net_af_packet1,iface=p1",
-                        "address": f"10.10.2.{index + 1}/24",
+                        "address": f"{self.back}/24",
                         "local_addresses": [[self.local]],
                         "kernel_interface": "k1",
                     },
@@ -256,6 +300,26 @@ class BgpNode:
             config["node"]["cluster"] = "demo"
             config["api"] |= {"listen": listen, "audit_log": str(self.dir / "audit.jsonl")}
             config["store"] = {"etcd": {"endpoints": [f"{MGMT_ETCD}:{ETCD_PORT}"]}}
+        if sync_key is not None:  # session sync over the management network
+            assert topo.mgmt, "session sync needs the cluster's members: cluster=True"
+            config["sync"] = {
+                "enabled": True,
+                "listen": f"{topo.mgmt_address(index)}:{SYNC_PORT}",
+                "keys": [{"id": 1, "file": str(sync_key)}],
+                "send_key": 1,
+            }
+            config["services"].append(
+                {
+                    "vip": VIP,
+                    "port": KEEP_ALIVE_PORT,
+                    "scheduler": "rr",
+                    "nic": "port1",
+                    "reals": [
+                        {"address": topo.real4(i), "port": REAL_KEEP_ALIVE}
+                        for i in range(topo.reals)
+                    ],
+                }
+            )
         self.config = config
         config_path = self.dir / "node.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -292,9 +356,11 @@ class BgpNode:
             return None
         return json.loads(result.stdout)
 
-    def connections(self) -> int:
+    def connections(self, port: int = VIP_PORT) -> int:
         status = json.loads(self.status_path.read_text())
-        return sum(r["connections"] for r in status["reals"] if r["vip"] == VIP)
+        return sum(
+            r["connections"] for r in status["reals"] if r["vip"] == VIP and r["port"] == port
+        )
 
     def client_ports(self) -> set[int]:
         """The client's source ports of this node's established sessions to the VIP."""
@@ -317,28 +383,66 @@ class BgpLab:
         quick_reconnect: bool = False,
         cluster: bool = False,
         health_checks: bool = False,
+        sync: bool = False,
+        routed_locals: bool | None = None,
     ) -> None:
         self.topo = BgpTopology(prefix=prefix)
-        self.topo.mgmt = cluster
+        self.topo.mgmt = cluster or sync
+        self.topo.routed_locals = sync if routed_locals is None else routed_locals
         self.workdir = workdir
         self.etcd: NamespaceProcess | None = None
-        self.nodes = [BgpNode(self.topo, i, workdir, health_checks) for i in range(len(NODES))]
+        self.sync_key: Path | None = None
+        if sync:  # one cluster key for both nodes, readable by dplb only
+            self.sync_key = workdir / "sync.key"
+            self.sync_key.touch(mode=0o600)
+            self.sync_key.write_text(secrets.token_hex(32) + "\n")
+        self.nodes = [
+            BgpNode(self.topo, i, workdir, health_checks, self.sync_key) for i in range(len(NODES))
+        ]
         replacements = {"log syslog all;": f'log "{workdir}/router-bird.log" all;'}
         if quick_reconnect:  # a benchmark that restarts nodes: BIRD waits 60 s by default
             replacements["  bfd on;\n"] = (
                 "  bfd on;\n  error wait time 1, 2;\n  connect retry time 1;\n"
             )
+        if self.topo.routed_locals:
+            replacements |= self.routed_local_filters()
         router_conf = workdir / "router.conf"
         router_conf.write_text(concrete("router.conf", replacements))
         self.router = BirdDaemon(self.topo.ns("rtr"), router_conf, workdir, "router")
         self.servers: list[NamespaceProcess] = []
 
+    def routed_local_filters(self) -> dict[str, str]:
+        """router.conf's replacements for routed local addresses: each node's session
+        imports through a filter of its own that sets a laddr route's next hop to that
+        node's back address (the BGP next hop is its client-side port). The backups
+        lose on their longer AS path, so a laddr has one next hop, not ECMP."""
+        out: dict[str, str] = {}
+        filters = []
+        for node in self.nodes:
+            filters.append(
+                f"filter from_{node.name} {{\n"
+                f"  if net ~ [ {ROUTED_LOCALS}+ ] then gw = {node.back};\n"
+                "  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n"
+                "  accept;\n"
+                "}\n"
+            )
+            line = (
+                f"protocol bgp {node.name} from dplb_nodes {{ neighbor {node.address} as 65001; }}"
+            )
+            out[line] = (
+                f"protocol bgp {node.name} from dplb_nodes {{ neighbor {node.address} as 65001;\n"
+                f"  ipv4 {{ import filter from_{node.name}; }};\n}}"
+            )
+        out["template bgp dplb_nodes {"] = "".join(filters) + "\ntemplate bgp dplb_nodes {"
+        return out
+
     def start(self) -> None:
         self.topo.create()
+        args = ["--http", "8080", "--keep-alive", str(REAL_KEEP_ALIVE)]
         for i in range(self.topo.reals):
             server = NamespaceProcess(
                 self.topo.ns(f"rs{i + 1}"),
-                python_module("dplb.demo.servers", "--name", f"rs{i + 1}", "--http", "8080"),
+                python_module("dplb.demo.servers", "--name", f"rs{i + 1}", *args),
                 self.workdir / f"rs{i + 1}.log",
             )
             server.start()

@@ -3,7 +3,13 @@ learns the VIP from both by BGP (BIRD on each node and on the router, kernel ECM
 Shows the router's two next hops and the cluster view, makes a change through the second
 node's API and shows both nodes apply it, then drives HTTP through the VIP with a live
 line of requests per second, connections per node and the split across the reals.
-Ctrl-C (or `--duration`) stops it all and removes the namespaces."""
+Ctrl-C (or `--duration`) stops it all and removes the namespaces.
+
+With `--sync` the nodes sync their sessions (dplb.demo.bgp_lab, `sync=True`); 200
+long-lived keep-alive connections (dplb.demo.longlived) run beside the short ones, and
+`--kill-after S` seconds into the traffic (default 10), once they are all open, lb1 is
+killed (`kill -9` of dplb and its BIRD): the live line shows the long-lived connections
+going on through lb2."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from dplb.demo.bgp_lab import CLIENT, TOKEN, VIP, VIP_PORT, BgpLab, BgpNode
+from dplb.demo.bgp_lab import CLIENT, KEEP_ALIVE_PORT, TOKEN, VIP, VIP_PORT, BgpLab, BgpNode
 from dplb.demo.lab import LabError, NamespaceProcess, python_module, remove_stale
 from dplb.demo.topology import netns_exec
 
@@ -91,6 +97,8 @@ def traffic(lab: BgpLab, args: argparse.Namespace, out: TextIO) -> dict[str, Any
         lab.workdir / "load.log",
     )  # fmt: skip
     load.start()
+    longlived = start_longlived(lab) if args.sync else None
+    killed = False
     print(
         f"traffic: {args.concurrency} clients, one connection per request, through the router "
         + ("(Ctrl-C stops)" if not args.duration else f"for {args.duration:g} s"),
@@ -103,6 +111,7 @@ def traffic(lab: BgpLab, args: argparse.Namespace, out: TextIO) -> dict[str, Any
     before = {"ok": 0, "time": time.time()}
     start_conns = {n.name: node_connections(n) for n in lab.nodes}
     last: dict[str, Any] = before
+    started = time.monotonic()
     try:
         while not stop.wait(1.0):
             lines = [line for line in load.output().splitlines() if line.startswith("{")]
@@ -113,12 +122,21 @@ def traffic(lab: BgpLab, args: argparse.Namespace, out: TextIO) -> dict[str, Any
             per_node = ", ".join(
                 f"{n.name} {node_connections(n) - start_conns[n.name]}" for n in lab.nodes
             )
+            long = longlived_status(lab) if longlived else None
             split = ", ".join(f"{k} {v}" for k, v in sorted(last.get("by_real", {}).items()))
             out.write(
                 f"\r{rate:7.0f} req/s | connections {per_node} | {split or '-'} | "
-                f"errors {last.get('errors', 0)}   "
+                f"errors {last.get('errors', 0)}{longlived_text(lab, long)}   "
             )
             out.flush()
+            if (
+                long is not None
+                and not killed
+                and long["alive"] == long["connections"]  # every one open: then the kill
+                and time.monotonic() - started >= args.kill_after
+            ):
+                killed = True
+                kill_node(lab.nodes[0], out)
             if deadline is not None and time.monotonic() >= deadline:
                 break
     finally:
@@ -126,10 +144,55 @@ def traffic(lab: BgpLab, args: argparse.Namespace, out: TextIO) -> dict[str, Any
             signal.signal(sig, handler)
         out.write("\n")
         load.stop(timeout=15)
+        if longlived is not None:
+            longlived.stop(timeout=15)
     lines = [line for line in load.output().splitlines() if line.startswith("{")]
     final = json.loads(lines[-1]) if lines else last
     final["per_node"] = {n.name: node_connections(n) - start_conns[n.name] for n in lab.nodes}
+    if longlived is not None:  # its summary is the last line it printed
+        ends = [line for line in longlived.output().splitlines() if line.startswith("{")]
+        final["longlived"] = json.loads(ends[-1]) if ends else None
     return final
+
+
+def start_longlived(lab: BgpLab) -> NamespaceProcess:
+    proc = NamespaceProcess(
+        lab.topo.ns("client"),
+        python_module(
+            "dplb.demo.longlived", "--target", f"{VIP}:{KEEP_ALIVE_PORT}",
+            "--status", str(lab.workdir / "longlived.json"),
+        ),
+        lab.workdir / "longlived.log",
+    )  # fmt: skip
+    proc.start()
+    return proc
+
+
+def longlived_status(lab: BgpLab) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = json.loads((lab.workdir / "longlived.json").read_text())
+        return status
+    except (OSError, ValueError):
+        return None
+
+
+def longlived_text(lab: BgpLab, s: dict[str, Any] | None) -> str:
+    if s is None:
+        return ""
+    by = ", ".join(f"{n.name} {s['by_local_address'].get(n.local, 0)}" for n in lab.nodes)
+    return (
+        f" | long-lived {s['alive']}/{s['connections']} alive ({by}), "
+        f"errors {sum(s['errors'].values())}, longest stall {s['longest_stall_seconds']:.2f} s"
+    )
+
+
+def kill_node(node: BgpNode, out: TextIO) -> None:
+    """`kill -9` of the node's dplb and its BIRD: the box is gone."""
+    if node.proc.proc is not None:
+        node.proc.proc.kill()
+    node.bird.stop(signal.SIGKILL)
+    out.write(f"\n{node.name} killed (kill -9 of dplb and BIRD): its connections go on via lb2\n")
+    out.flush()
 
 
 def run_cluster_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -142,7 +205,7 @@ def run_cluster_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     workdir = Path(tempfile.gettempdir()) / prefix
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(mode=0o700)
-    lab = BgpLab(prefix, workdir, cluster=True)
+    lab = BgpLab(prefix, workdir, cluster=True, sync=args.sync, quick_reconnect=args.sync)
     summary: dict[str, Any] = {}
     failed = False
     try:
@@ -173,6 +236,8 @@ def run_cluster_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         out.flush()
         codes = lab.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.sync:
+        codes = codes[1:]  # lb1 was killed on purpose
     if failed or any(c not in (0, None) for c in codes):
         print(f"dplb demo: logs in {workdir}", file=sys.stderr)
         return 1
@@ -186,5 +251,15 @@ def run_cluster_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             + ", ".join(f"{k} {v}" for k, v in summary["per_node"].items()),
             file=out,
         )
-        return 1 if summary["errors"] or not summary["ok"] else 0
+        if not args.sync:
+            return 1 if summary["errors"] or not summary["ok"] else 0
+        # A short connection in flight when lb1 died may fail; a long-lived one may not.
+        long = summary.get("longlived") or {}
+        print(
+            f"  long-lived: {long.get('alive', 0)}/{long.get('connections', 0)} alive at the end, "
+            f"errors {long.get('errors', '?')}, longest stall "
+            f"{long.get('longest_stall_seconds', 0):.2f} s",
+            file=out,
+        )
+        return 1 if long.get("errors") != {} or long.get("alive") != long.get("connections") else 0
     return 0

@@ -344,6 +344,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="two nodes sharing one config in etcd, behind a BGP router (BIRD, ECMP)",
     )
     parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="with --cluster: session sync, 200 long-lived connections, and lb1 killed",
+    )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=10.0,
+        help="with --sync: seconds of traffic before lb1 is killed (default 10)",
+    )
+    parser.add_argument(
         "--harness",
         action="store_true",
         help="no namespaces, no DPDK: one connection and 1,000 clients through the engine harness",
@@ -355,7 +366,7 @@ def main(args: argparse.Namespace) -> int:
         from dplb.harness_demo import main as harness_main
 
         return harness_main()
-    if args.cluster:
+    if args.cluster or args.sync:
         problem = preflight()
         if problem:
             print(f"dplb: {problem}", file=sys.stderr)

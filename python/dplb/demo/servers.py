@@ -45,6 +45,9 @@ def make_handler(
         # HTTP/1.1: the connection stays open for the next request (long-lived clients).
         server_version = f"dplb-demo-{name}"
         protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+        # The head and the body are two writes: without TCP_NODELAY the body waits for
+        # the head's ACK (a delayed ACK: 40 ms) on every keep-alive request.
+        disable_nagle_algorithm = keep_alive
 
         def do_GET(self) -> None:
             if self.path.startswith("/files/") and root is not None:
