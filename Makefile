@@ -209,6 +209,8 @@ bench-bgp: $(STAMPS)/build
 
 # The node in network namespaces with live HTTP traffic (root); Ctrl-C stops it and
 # removes the namespaces. `$(VPY) -m dplb.cli demo --harness`: the engine alone, no root.
+# The cluster with session sync by default (issue 13); DEMO_ARGS= gives the one-node demo.
+DEMO_ARGS ?= --cluster --sync
 demo: $(STAMPS)/build
 	$(VPY) -m dplb.cli demo $(DEMO_ARGS)
 

@@ -52,6 +52,7 @@ ROUTER_FRONT = "10.10.1.254"
 NODES = ("lb1", "lb2")
 DRAIN_TIMEOUT = 5.0  # bgp.drain.timeout of the nodes
 MGMT_ETCD = "10.10.9.254"  # etcd on the management network (cluster=True)
+MGMT_HOST = "10.10.9.200"  # the machine itself there, with host_access
 ETCD_PORT = 2379
 KEEP_ALIVE_PORT = 81  # sync=True: a service to the reals' HTTP/1.1 keep-alive port
 REAL_KEEP_ALIVE = 8081
@@ -140,6 +141,9 @@ class BgpTopology(Topology):
     # The nodes' local addresses are routed (10.10.3.0/24 via the router's leg on the
     # reals' bridge), not on the reals' subnet.
     routed_locals: bool = False
+    # The machine itself on the management network (MGMT_HOST, a veth from the root
+    # namespace): the nodes' web admin and /metrics reachable from it (the demo).
+    host_access: bool = False
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -162,6 +166,15 @@ class BgpTopology(Topology):
             netns_exec(
                 self.ns(node), "ip", "addr", "add", f"{self.mgmt_address(i)}/24", "dev", "m0"
             )
+        if self.host_access:  # the root end goes with the namespace's end when it is removed
+            host_end = f"{self.prefix}-h"
+            sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", f"{self.prefix}-th")
+            sh("ip", "link", "set", f"{self.prefix}-th", "netns", mgmt)
+            netns_exec(mgmt, "ip", "link", "set", f"{self.prefix}-th", "name", "host-m")
+            netns_exec(mgmt, "ip", "link", "set", "host-m", "master", "brm")
+            netns_exec(mgmt, "ip", "link", "set", "host-m", "up")
+            sh("ip", "addr", "add", f"{MGMT_HOST}/24", "dev", host_end)
+            sh("ip", "link", "set", host_end, "up")
 
     def create(self) -> None:
         self.destroy()
@@ -385,9 +398,11 @@ class BgpLab:
         health_checks: bool = False,
         sync: bool = False,
         routed_locals: bool | None = None,
+        host_access: bool = False,
     ) -> None:
         self.topo = BgpTopology(prefix=prefix)
         self.topo.mgmt = cluster or sync
+        self.topo.host_access = host_access
         self.topo.routed_locals = sync if routed_locals is None else routed_locals
         self.workdir = workdir
         self.etcd: NamespaceProcess | None = None

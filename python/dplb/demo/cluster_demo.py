@@ -65,7 +65,11 @@ def show_cluster(lab: BgpLab, out: TextIO) -> None:
         ),
         file=out,
     )
-    print(f"  {lb1.name}$ dplb ctl cluster status", file=out)
+    print("  from this machine (its leg on the management network):", file=out)
+    for n in lab.nodes:
+        base = n.api_url.removesuffix("/api/v1")
+        print(f"    {n.name}: web admin {base}/   metrics {base}/metrics", file=out)
+    print(f"\n  {lb1.name}$ dplb ctl cluster status", file=out)
     print(indent(ctl(lb1, "cluster", "status")), file=out)
     real = f"/services/{VIP}/{VIP_PORT}/tcp/reals/{lab.topo.real4(2)}/8080"
     for node, action in ((lb2, "quiesce"), (lb1, "enable")):
@@ -205,7 +209,9 @@ def run_cluster_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     workdir = Path(tempfile.gettempdir()) / prefix
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(mode=0o700)
-    lab = BgpLab(prefix, workdir, cluster=True, sync=args.sync, quick_reconnect=args.sync)
+    lab = BgpLab(
+        prefix, workdir, cluster=True, sync=args.sync, quick_reconnect=args.sync, host_access=True
+    )
     summary: dict[str, Any] = {}
     failed = False
     try:
