@@ -41,7 +41,10 @@ class FakeService:
         return {"sent_records": 3, "dropped": {"replayed": 2}}
 
     def peers(self) -> list[dict[str, Any]]:
-        return [{"node_id": node_id("lb2"), "last_seen_seconds": 0.5, "records": 7, "gaps": 1}]
+        """As the sync thread: the peers of its current list only."""
+        listed = {pid for pid, _ in (self.peer_lists[-1] if self.peer_lists else [])}
+        lb2 = {"node_id": node_id("lb2"), "last_seen_seconds": 0.5, "records": 7, "gaps": 1}
+        return [lb2] if lb2["node_id"] in listed else []
 
     def full_sync(self, peers: list[tuple[int, str]]) -> None:
         self.full_syncs.append(peers)
@@ -144,7 +147,10 @@ def test_a_gone_peer_keeps_its_local_addresses_installed(tmp_path: Path) -> None
     assert set(installed) == {node_id("lb2")}  # its return traffic still finds sessions here
     service: FakeService = manager.service  # type: ignore[assignment]
     assert service.peer_lists[-1] == []  # nothing more is sent to it
-    assert [p.live for p in manager.status().peers] == [False]
+    [gone] = manager.status().peers
+    assert not gone.live and not gone.up
+    # what it sent before stays in view, and so does how long it has been silent
+    assert gone.records == 7 and (gone.last_seen_seconds or 0) >= 0.5
 
 
 @pytest.mark.parametrize("keep_synced", [True, False])

@@ -130,6 +130,7 @@ class SyncManager:
         self._full: FullSync = FullSync(state="idle")
         self._full_started = 0.0
         self._listeners: list[Callable[[], None]] = []
+        self._last_peer_stats: dict[int, tuple[dict[str, Any], float]] = {}
         self._task: asyncio.Task[None] | None = None
         self.service = service_factory(
             node_id=self.node_id,
@@ -211,6 +212,7 @@ class SyncManager:
         peers = self._peers_of(members)
         self._install_local_addresses(members)
         if peers != self._peers:
+            self._peer_stats()  # the last counters of a peer about to be dropped
             log.info("sync: peers %s", ", ".join(f"{a} (id {i})" for i, a in peers) or "none")
             await asyncio.to_thread(self.service.set_peers, peers)
             self._peers = peers
@@ -298,8 +300,24 @@ class SyncManager:
                 await task
         await asyncio.to_thread(self.service.stop)
 
+    def _peer_stats(self) -> dict[int, dict[str, Any]]:
+        """The sync thread's per-peer counters by node id. A peer dropped from its list
+        (its member key gone: dead, or cut off) keeps the last ones seen, its silence
+        growing, so that operators see when it went quiet."""
+        now = time.monotonic()
+        by_id: dict[int, dict[str, Any]] = {}
+        for p in self.service.peers():
+            by_id[p["node_id"]] = p
+            self._last_peer_stats[p["node_id"]] = (p, now)
+        for pid, (p, when) in self._last_peer_stats.items():
+            if pid not in by_id:
+                seen = p.get("last_seen_seconds")
+                silent = None if seen is None else seen + now - when
+                by_id[pid] = p | {"last_seen_seconds": silent, "listed": False}
+        return by_id
+
     def status(self) -> SyncStatus:
-        by_id = {p["node_id"]: p for p in self.service.peers()}
+        by_id = self._peer_stats()
         peers: list[SyncPeer] = []
         for name, m in sorted(self._members.items()):
             if name == self.node:
@@ -313,7 +331,8 @@ class SyncManager:
                     node_id=pid,
                     address=m.sync or "",
                     live=name in self._live,
-                    up=seen is not None and seen < self.up_after,
+                    # heard from lately, and still listed (a dropped peer's datagrams are not taken)
+                    up=seen is not None and seen < self.up_after and p.get("listed", True),
                     last_seen_seconds=seen,
                     datagrams=int(p.get("datagrams", 0)),
                     records=int(p.get("records", 0)),
