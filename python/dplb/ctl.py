@@ -671,7 +671,12 @@ def cmd_cluster_status(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
     data = c.call("GET", "/cluster")
     if not data["in_sync"]:
         a.exit_code = EXIT_DRIFT
-    return data, _cluster_text(data)
+    text = _cluster_text(data)
+    sync = c.call("GET", "/sync")  # session sync with each peer, as this node sees it
+    if sync.get("enabled"):
+        data = data | {"sync": sync}
+        text += "\n\nsession sync, as this node sees it:\n" + _sync_text(sync)
+    return data, text
 
 
 def cmd_bgp(c: Client, a: argparse.Namespace) -> tuple[Any, str]:
