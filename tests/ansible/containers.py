@@ -32,6 +32,7 @@ BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "sudo",
     "iproute2", "iputils-ping",
 ]  # fmt: skip
+DEVICES = ["/dev/net/tun", "/dev/vhost-net"]  # dplb's exception path (TAP, virtio-user)
 ROLE_PACKAGES = {
     "etcd": "etcd_packages",
     "bird": "bird_packages",
@@ -97,6 +98,8 @@ class Lab:
     base: Path
     subnet: str = "10.213.0"
     hosts: list[Host] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=lambda: ["br0"])
+    namespaces: list[str] = field(default_factory=list)
 
     @property
     def hub(self) -> str:
@@ -128,8 +131,35 @@ class Lab:
         run(["ip", "-n", self.hub, "link", "set", "br0", "up"])
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)])
 
-    def add_host(self, name: str, number: int) -> Host:
-        """Boots one more host (address .<10+number>); returns once sshd answers."""
+    def namespace(self, name: str) -> str:
+        """A namespace of the lab's (a router, a real server), removed by stop()."""
+        netns = f"{self.prefix}{name}"
+        run(["ip", "netns", "add", netns])
+        self.namespaces.append(netns)
+        run(["ip", "-n", netns, "link", "set", "lo", "up"])
+        return netns
+
+    def attach(self, netns: str, ifname: str, bridge: str, peer: str) -> None:
+        """A veth from `ifname` in `netns` to `peer` on the hub's `bridge` (made on first
+        use), offloads off on both ends as on a real wire."""
+        if bridge not in self.bridges:
+            run(["ip", "-n", self.hub, "link", "add", bridge, "type", "bridge"])
+            run(["ip", "-n", self.hub, "link", "set", bridge, "up"])
+            self.bridges.append(bridge)
+        run(["ip", "-n", self.hub, "link", "add", peer, "type", "veth",
+             "peer", "name", ifname, "netns", netns])  # fmt: skip
+        run(["ip", "-n", self.hub, "link", "set", peer, "master", bridge])
+        for ns, dev in ((self.hub, peer), (netns, ifname)):
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "ethtool", "-K", dev,
+                 "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off"],
+                capture_output=True, check=False,
+            )  # fmt: skip
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    def add_host(self, name: str, number: int, links: Sequence[tuple[str, str]] = ()) -> Host:
+        """Boots one more host (address .<10+number>, and an interface on the hub's
+        bridge per (interface, bridge) of `links`); returns once sshd answers."""
         host = Host(name, f"{self.subnet}.{10 + number}", f"{self.prefix}{name}",
                     self.work / name / "merged")  # fmt: skip
         self.hosts.append(host)
@@ -153,12 +183,17 @@ class Lab:
         run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
         run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
         run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+        for ifname, bridge in links:
+            self.attach(host.netns, ifname, bridge, f"{name}-{ifname}")
         host.log = layers / "console.log"
         with open(host.log, "wb") as log:
             host.process = subprocess.Popen(
                 ["systemd-nspawn", "--register=no", "--keep-unit", "--boot", "--quiet",
                  f"--machine={self.prefix}{name}", f"--hostname={name}", "-D", str(host.root),
-                 f"--network-namespace-path=/run/netns/{host.netns}"],
+                 f"--network-namespace-path=/run/netns/{host.netns}",
+                 # A real host's root has every capability (BIRD keeps CAP_NET_ADMIN,
+                 # dplb makes TAP interfaces): nspawn's default set is smaller.
+                 "--capability=all", *(f"--bind={d}" for d in DEVICES if Path(d).exists())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
@@ -198,21 +233,26 @@ class Lab:
                         os.killpg(host.process.pid, signal.SIGKILL)
                     host.process.wait(timeout=30)
             subprocess.run(["umount", "-l", str(host.root)], capture_output=True, check=False)
-            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", self.hub], capture_output=True, check=False)
+        for netns in [*self.namespaces, *(h.netns for h in self.hosts), self.hub]:
+            pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def lab(work: Path, names: Sequence[str]) -> Iterator[Lab]:
-    """Hosts `names` booted on one bridge; everything removed on the way out."""
+def lab(work: Path, names: Sequence[str], links: Sequence[tuple[str, str]] = ()) -> Iterator[Lab]:
+    """Hosts `names` booted on one bridge (and `links` each); everything removed on the
+    way out."""
     prefix = f"dt{os.getpid() % 100000}"
     the_lab = Lab(prefix=prefix, work=work, key=work / "id_ed25519", base=rootfs())
     work.mkdir(parents=True, exist_ok=True)
     try:
         the_lab.start()
         for number, name in enumerate(names, start=1):
-            the_lab.add_host(name, number)
+            the_lab.add_host(name, number, links)
         yield the_lab
     finally:
         the_lab.stop()
