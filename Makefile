@@ -82,8 +82,8 @@ test-python: $(STAMPS)/build
 
 # The Ansible roles (ansible/, roles/): the hardware roles against a fake sysfs tree,
 # site.yml against booted Debian 12 containers (systemd-nspawn, rootfs cached in
-# /var/cache/dplb-test; needs root).
-test-ansible: $(STAMPS)/venv
+# /var/cache/dplb-test; needs root), with the wheels pip builds from `make build`'s tree.
+test-ansible: $(STAMPS)/build
 	ANSIBLE_CONFIG=$(abspath ansible.cfg) $(VPY) -m pytest tests/ansible $(PYTEST_ARGS)
 
 test: test-cpp test-asan test-tsan test-python test-ansible
