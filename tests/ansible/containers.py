@@ -40,6 +40,23 @@ ROLE_PACKAGES = {
 }
 
 
+# nspawn given a namespace (--network-namespace-path) leaves /sys/class/net showing the
+# host's interfaces; DPDK's net_af_packet and dplb read the ports' state there. This unit
+# puts the container's own network sysfs in its place, as a real host has it.
+SYSFS_NET_UNIT = """[Unit]
+Description=sysfs of the container's own network namespace (tests/ansible/containers.py)
+DefaultDependencies=no
+Before=sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mkdir -p /run/sysfs-net && mount -t sysfs sysfs /run/sysfs-net && \\
+  mount --bind /run/sysfs-net/class/net /sys/class/net && \\
+  mount --bind /run/sysfs-net/devices/virtual/net /sys/devices/virtual/net'
+"""
+
+
 def role_packages() -> list[str]:
     out: list[str] = []
     for role, variable in ROLE_PACKAGES.items():
@@ -172,6 +189,12 @@ class Lab:
         (host.root / "etc/hostname").write_text(name + "\n")
         (host.root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {name}\n")
         (host.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+        units = host.root / "etc/systemd/system"
+        (units / "dplb-test-sysfs-net.service").write_text(SYSFS_NET_UNIT)
+        (units / "sysinit.target.wants").mkdir(exist_ok=True)
+        (units / "sysinit.target.wants/dplb-test-sysfs-net.service").symlink_to(
+            "../dplb-test-sysfs-net.service"
+        )
         ssh_dir = host.root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(Path(f"{self.key}.pub").read_text())
