@@ -80,8 +80,10 @@ test-python: $(STAMPS)/build
 	$(VPY) -m pytest tests --ignore=tests/cluster --ignore=tests/ansible $(PYTEST_ARGS)
 	$(VPY) -m pytest tests/cluster $(PYTEST_ARGS)
 
-# The Ansible roles (ansible/, roles/): the hardware roles against a fake sysfs tree.
-test-ansible: $(STAMPS)/venv
+# The Ansible roles (ansible/, roles/): the hardware roles against a fake sysfs tree,
+# site.yml against booted Debian 12 containers (systemd-nspawn, rootfs cached in
+# /var/cache/dplb-test; needs root), with the wheels pip builds from `make build`'s tree.
+test-ansible: $(STAMPS)/build
 	ANSIBLE_CONFIG=$(abspath ansible.cfg) $(VPY) -m pytest tests/ansible $(PYTEST_ARGS)
 
 test: test-cpp test-asan test-tsan test-python test-ansible

@@ -20,6 +20,8 @@ packages=(
   bird2                   # BGP/BFD: the node's BIRD announces VIPs; e2e routers run it too
   chromium                # the web admin tests drive it with Playwright (from PyPI)
   clang-14 libclang-rt-14-dev  # make fuzz: clang and its libFuzzer/sanitizer runtimes
+  debootstrap systemd-container  # make test-ansible: booted Debian hosts (systemd-nspawn)
+  openssh-client          # ... reached over SSH, as Ansible reaches real ones
 )
 what="Debian packages"
 if [ "${1:-}" = "bench" ]; then
