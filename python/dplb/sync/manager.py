@@ -387,8 +387,8 @@ async def start_sync(config: NodeConfig, store: Store, dataplane: Any) -> SyncMa
             [
                 (
                     "sync.enabled",
-                    f"the {getattr(dataplane, 'kind', 'this')} dataplane of this build has no "
-                    "sync thread yet (issue 13 in progress): turn sync off",
+                    f"the {getattr(dataplane, 'kind', 'this')} dataplane has no sync thread "
+                    "(the harness and DPDK dataplanes have one): turn sync off",
                 )
             ]
         )
